@@ -1,0 +1,17 @@
+"""Errors a user can cause. The CLI prints them as one line and exits non-zero."""
+
+
+class HollowError(Exception):
+    """A problem with the user's input or environment, described in one line."""
+
+
+class SceneError(HollowError):
+    """A scene folder, transforms file or image that cannot be used."""
+
+
+class BackendError(HollowError):
+    """A Taichi backend that was asked for but is not available."""
+
+
+class RunError(HollowError):
+    """A run folder, checkpoint or configuration that cannot be used."""
