@@ -1,0 +1,70 @@
+"""Multiresolution hash encoding (Instant-NGP), forward kernel; backward is its Taichi autodiff.
+
+Fields:
+  positions   (N, 3) f32   points in the unit cube [0, 1]^3; points outside are clamped onto it
+  table       (L, T, F) f32 per-level feature tables, T a power of two
+  resolutions (L,) i32     grid resolution of each level (cells per side)
+  features    (N, L*F) f32 output, level-major: features[i, l*F + f]
+"""
+import taichi as ti
+
+PRIME_Y = 2654435761
+PRIME_Z = 805459861
+
+
+@ti.func
+def level_index(corner, resolution: ti.i32, table_size: ti.i32) -> ti.i32:
+    """Row of a grid vertex in its level's table: dense when (res+1)^3 vertices fit, else hashed."""
+    index = ti.u32(0)
+    side = ti.i64(resolution + 1)
+    if side * side * side <= ti.i64(table_size):
+        index = ti.u32(corner[0] + (resolution + 1) * (corner[1] + (resolution + 1) * corner[2]))
+    else:
+        index = (ti.u32(corner[0]) ^ (ti.u32(corner[1]) * ti.u32(PRIME_Y)) ^ (ti.u32(corner[2]) * ti.u32(PRIME_Z)))
+        index = index & ti.u32(table_size - 1)
+    return ti.i32(index)
+
+
+@ti.func
+def cell_of(position, resolution: ti.i32):
+    """Lower corner (integer vertex) and fractional offset of a unit-cube point at this resolution."""
+    scaled = ti.math.clamp(position, 0.0, 1.0) * resolution
+    corner = ti.min(ti.cast(ti.floor(scaled), ti.i32), resolution - 1)
+    return corner, scaled - corner
+
+
+@ti.func
+def corner_weight(fraction, corner_id: ti.template()):
+    """Trilinear weight of cube corner `corner_id` (bit d set: upper vertex along axis d)."""
+    weight = 1.0
+    for d in ti.static(range(3)):
+        if ti.static((corner_id >> d) & 1):
+            weight *= fraction[d]
+        else:
+            weight *= 1.0 - fraction[d]
+    return weight
+
+
+@ti.kernel
+def hash_encode(
+    positions: ti.template(),
+    table: ti.template(),
+    resolutions: ti.template(),
+    features: ti.template(),
+    n: ti.i32,
+):
+    levels, table_size, width = ti.static(table.shape[0], table.shape[1], table.shape[2])
+    # Level-major order keeps one level's table hot in cache while all points visit it.
+    for level, i in ti.ndrange(levels, n):
+        resolution = resolutions[level]
+        position = ti.Vector([positions[i, 0], positions[i, 1], positions[i, 2]])
+        corner, fraction = cell_of(position, resolution)
+        value = ti.Vector([0.0] * width)
+        for corner_id in ti.static(range(8)):
+            offset = ti.Vector([corner_id & 1, (corner_id >> 1) & 1, (corner_id >> 2) & 1])
+            row = level_index(corner + offset, resolution, table_size)
+            weight = corner_weight(fraction, corner_id)
+            for f in ti.static(range(width)):
+                value[f] += weight * table[level, row, f]
+        for f in ti.static(range(width)):
+            features[i, level * width + f] = value[f]

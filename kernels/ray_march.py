@@ -1,0 +1,123 @@
+"""Ray/box intersection and ray marching through a cascaded bitfield occupancy grid (Instant-NGP).
+
+Space: cascade c covers the cube centred at (0.5, 0.5, 0.5) with half-size 2^(c-1), so cascade 0 is
+the unit cube and the scene box is the outermost cascade. Each cascade is a G^3 grid stored as bits,
+cascade-major, cell (x, y, z) of cascade c at bit c*G^3 + (z*G + y)*G + x.
+
+Marching follows Instant-NGP: step dt = clamp(t * cone_angle, dt_min, dt_max); a sample is emitted
+where the cell of the coarser of (the cascade containing the point, the cascade whose cell size
+matches dt) is occupied; across empty cells t jumps to the next cell boundary (on the step lattice).
+No gradient flows here, so the kernels take ndarrays.
+"""
+import taichi as ti
+
+
+@ti.func
+def ray_box(origin, direction, half_size):
+    """Entry and exit t of the ray through the cube centred at 0.5 with the given half-size."""
+    inv = 1.0 / direction
+    lo = (0.5 - half_size - origin) * inv
+    hi = (0.5 + half_size - origin) * inv
+    t_near = ti.max(ti.min(lo[0], hi[0]), ti.min(lo[1], hi[1]), ti.min(lo[2], hi[2]))
+    t_far = ti.min(ti.max(lo[0], hi[0]), ti.max(lo[1], hi[1]), ti.max(lo[2], hi[2]))
+    return t_near, t_far
+
+
+@ti.func
+def binary_exponent(x):
+    """frexp's exponent: x = m * 2^e with m in [0.5, 1)."""
+    return ti.cast(ti.floor(ti.log(ti.max(x, 1e-30)) / ti.log(2.0)), ti.i32) + 1
+
+
+@ti.func
+def cascade_of_position(position, cascades: ti.i32):
+    extent = ti.abs(position - 0.5).max()
+    return ti.min(cascades - 1, ti.max(0, binary_exponent(extent) + 1))
+
+
+@ti.func
+def cascade_of_step(dt, grid_res: ti.i32, cascades: ti.i32):
+    return ti.min(cascades - 1, ti.max(0, binary_exponent(dt * grid_res)))
+
+
+@ti.func
+def cell_bit(position, cascade: ti.i32, grid_res: ti.i32):
+    """Bit index of the cell holding `position` in `cascade` (position inside that cascade's cube)."""
+    local = (position - 0.5) / ti.pow(2.0, ti.cast(cascade, ti.f32)) + 0.5
+    cell = ti.math.clamp(ti.cast(ti.floor(local * grid_res), ti.i32), 0, grid_res - 1)
+    return cascade * grid_res * grid_res * grid_res + (cell[2] * grid_res + cell[1]) * grid_res + cell[0]
+
+
+@ti.func
+def is_occupied(bitfield: ti.template(), bit: ti.i32) -> ti.i32:
+    return ti.cast((bitfield[bit >> 3] >> ti.cast(bit & 7, ti.u8)) & ti.u8(1), ti.i32)
+
+
+@ti.func
+def step_size(t, cone_angle, dt_min, dt_max):
+    return ti.math.clamp(t * cone_angle, dt_min, dt_max)
+
+
+@ti.func
+def next_cell_t(t, position, direction, cascade: ti.i32, grid_res: ti.i32, cone_angle, dt_min, dt_max):
+    """Smallest t on the step lattice that lies past the boundary of the current cell."""
+    res = grid_res / ti.pow(2.0, ti.cast(cascade, ti.f32))
+    p = res * (position - 0.5)
+    to_boundary = (ti.floor(p + 0.5 + 0.5 * ti.math.sign(direction)) - p) / direction
+    target = t + ti.max(ti.min(to_boundary[0], to_boundary[1], to_boundary[2]) / res, 0.0)
+    t_next = t
+    while t_next < target:
+        t_next += step_size(t_next, cone_angle, dt_min, dt_max)
+    return t_next
+
+
+@ti.kernel
+def march_rays(
+    origins: ti.types.ndarray(ndim=2),
+    directions: ti.types.ndarray(ndim=2),
+    jitter: ti.types.ndarray(ndim=1),
+    bitfield: ti.types.ndarray(ndim=1),
+    offsets: ti.types.ndarray(ndim=1),
+    counts: ti.types.ndarray(ndim=1),
+    ray_index: ti.types.ndarray(ndim=1),
+    t_starts: ti.types.ndarray(ndim=1),
+    t_ends: ti.types.ndarray(ndim=1),
+    positions: ti.types.ndarray(ndim=2),
+    n_rays: ti.i32,
+    cascades: ti.i32,
+    grid_res: ti.i32,
+    near: ti.f32,
+    cone_angle: ti.f32,
+    dt_min: ti.f32,
+    dt_max: ti.f32,
+    max_samples: ti.i32,
+    emit: ti.template(),
+):
+    """Without `emit`, counts[r] = number of samples of ray r; with it, writes them from offsets[r]."""
+    for r in range(n_rays):
+        origin = ti.Vector([origins[r, 0], origins[r, 1], origins[r, 2]])
+        direction = ti.Vector([directions[r, 0], directions[r, 1], directions[r, 2]])
+        t_near, t_far = ray_box(origin, direction, 0.5 * ti.pow(2.0, ti.cast(cascades - 1, ti.f32)))
+        t = ti.max(t_near, near)
+        t += jitter[r] * step_size(t, cone_angle, dt_min, dt_max)
+        n = 0
+        while n < max_samples:
+            dt = step_size(t, cone_angle, dt_min, dt_max)
+            if t + 0.5 * dt >= t_far:
+                break
+            position = origin + (t + 0.5 * dt) * direction  # a sample is its interval's midpoint
+            cascade = ti.max(cascade_of_position(position, cascades), cascade_of_step(dt, grid_res, cascades))
+            if is_occupied(bitfield, cell_bit(position, cascade, grid_res)):
+                if ti.static(emit):
+                    s = offsets[r] + n
+                    ray_index[s] = r
+                    t_starts[s] = t
+                    t_ends[s] = t + dt
+                    for c in ti.static(range(3)):
+                        positions[s, c] = position[c]
+                n += 1
+                t += dt
+            else:
+                t = next_cell_t(t, position, direction, cascade, grid_res, cone_angle, dt_min, dt_max)
+        if ti.static(not emit):
+            counts[r] = n

@@ -1,0 +1,63 @@
+"""Alpha compositing over packed samples (nerfacc-style), in three kernels.
+
+A ray's samples are contiguous and sorted by t: ray r owns samples offsets[r] .. offsets[r]+counts[r]-1,
+and ray_index[s] names the ray of sample s. With x_s = sigma_s * dt_s:
+
+  tau_s   = sum of x_j over the ray's samples j before s        (optical_depth)
+  T_s     = exp(-tau_s),  alpha_s = 1 - exp(-x_s),  w_s = T_s * alpha_s
+  color   = sum w_s c_s + (1 - opacity) * background,  opacity = sum w_s,  depth = sum w_s t_s
+
+Samples whose transmittance has fallen below `min_transmittance` add nothing (early termination).
+
+`accumulate` and `add_background` are differentiated by Taichi autodiff. `optical_depth` is a scan
+whose running sum is a loop-carried local; Taichi 1.7.4's autodiff of that returns zero gradients on
+Vulkan, so its adjoint is written out: the adjoint of an exclusive scan is the reverse exclusive scan
+(`optical_depth_adjoint`).
+"""
+import taichi as ti
+
+
+@ti.kernel
+def optical_depth(sigma: ti.template(), dt: ti.template(), offsets: ti.template(), counts: ti.template(),
+                  tau: ti.template(), n_rays: ti.i32):
+    for r in range(n_rays):
+        running = 0.0
+        for s in range(offsets[r], offsets[r] + counts[r]):
+            tau[s] = running
+            running += sigma[s] * dt[s]
+
+
+@ti.kernel
+def optical_depth_adjoint(sigma: ti.template(), dt: ti.template(), offsets: ti.template(),
+                          counts: ti.template(), tau: ti.template(), n_rays: ti.i32):
+    """sigma.grad[s] += dt[s] * (sum of tau.grad over the ray's samples after s)."""
+    for r in range(n_rays):
+        running = 0.0
+        last = offsets[r] + counts[r] - 1
+        for k in range(counts[r]):
+            s = last - k
+            sigma.grad[s] += dt[s] * running
+            running += tau.grad[s]
+
+
+@ti.kernel
+def accumulate(sigma: ti.template(), rgb: ti.template(), dt: ti.template(), t_mid: ti.template(),
+               ray_index: ti.template(), tau: ti.template(), opacity: ti.template(),
+               color: ti.template(), depth: ti.template(), n_samples: ti.i32, min_transmittance: ti.f32):
+    for s in range(n_samples):
+        transmittance = ti.exp(-tau[s])
+        if transmittance >= min_transmittance:
+            weight = transmittance * (1.0 - ti.exp(-sigma[s] * dt[s]))
+            r = ray_index[s]
+            opacity[r] += weight
+            depth[r] += weight * t_mid[s]
+            for c in ti.static(range(3)):
+                color[r, c] += weight * rgb[s, c]
+
+
+@ti.kernel
+def add_background(color: ti.template(), opacity: ti.template(), background: ti.template(),
+                   out_color: ti.template(), n_rays: ti.i32):
+    for r in range(n_rays):
+        for c in ti.static(range(3)):
+            out_color[r, c] = color[r, c] + (1.0 - opacity[r]) * background[r, c]

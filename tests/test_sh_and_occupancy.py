@@ -1,0 +1,44 @@
+"""Spherical harmonics (orthonormality) and occupancy-grid upkeep kernels, every backend."""
+import math
+
+import numpy as np
+import torch
+
+from hollow_taichi import ops
+
+
+def test_sh_is_orthonormal_over_the_sphere(arch):
+    directions = torch.nn.functional.normalize(torch.randn(200_000, 3, generator=torch.Generator().manual_seed(0)), dim=1)
+    basis = ops.sh_encode(directions).double()
+    gram = basis.T @ basis * (4 * math.pi / directions.shape[0])
+    torch.testing.assert_close(gram, torch.eye(16, dtype=torch.float64), atol=0.03, rtol=0)
+
+
+def test_sh_low_orders(arch):
+    d = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    basis = ops.sh_encode(d)
+    assert basis[:, 0].allclose(torch.tensor(0.5 / math.sqrt(math.pi)))
+    torch.testing.assert_close(basis[0, 2], torch.tensor(math.sqrt(3 / (4 * math.pi))))  # z
+    torch.testing.assert_close(basis[1, 3], torch.tensor(-math.sqrt(3 / (4 * math.pi))))  # -x
+
+
+def test_cell_points_lie_in_their_cells(arch):
+    grid, cascades = 8, 2
+    cells = torch.arange(cascades * grid**3, dtype=torch.int32)
+    jitter = torch.rand(cells.shape[0], 3)
+    points = ops.occupancy_cell_points(cells, jitter, grid)
+    cascade = (cells // grid**3).long()
+    local = cells % grid**3
+    xyz = torch.stack([local % grid, (local // grid) % grid, local // grid**2], 1).float()
+    scale = (2.0 ** cascade.float())[:, None]
+    torch.testing.assert_close(points, ((xyz + jitter) / grid - 0.5) * scale + 0.5)
+
+
+def test_decay_max_and_pack_bits(arch):
+    density = torch.tensor([1.0, 4.0, 0.0, 2.0] * 4)
+    ops.occupancy_decay_max(density, torch.tensor([0, 1, 2]), torch.tensor([3.0, 1.0, 0.5]), 0.5)
+    torch.testing.assert_close(density[:4], torch.tensor([3.0, 2.0, 0.5, 2.0]))
+    bits = torch.zeros(2, dtype=torch.uint8)
+    ops.occupancy_pack_bits(density, bits, 1.5)
+    expected = np.packbits((density > 1.5).numpy(), bitorder="little")
+    assert bits.numpy().tolist() == expected.tolist()
