@@ -241,7 +241,7 @@ def march_rays(origins: torch.Tensor, directions: torch.Tensor, bitfield: torch.
     empty_i, empty_f = torch.zeros(1, dtype=torch.int32, device=device), torch.zeros(1, device=device)
     if n_rays:
         ray_march.march_rays(origins, directions, jitter, bitfield, offsets, counts, empty_i, empty_f,
-                             empty_f, empty_f.view(1, 1).expand(1, 3).contiguous(), n_rays, *scalars, False)
+                             empty_f, torch.zeros((1, 3), device=device), n_rays, *scalars, False)
         offsets = (torch.cumsum(counts, 0) - counts).to(torch.int32)
     n_samples = int(counts.sum())
     samples = PackedSamples(
@@ -371,11 +371,13 @@ def occupancy_cell_points(cells: torch.Tensor, jitter: torch.Tensor, grid_resolu
     return points
 
 
-def occupancy_decay_max(density: torch.Tensor, cells: torch.Tensor, values: torch.Tensor, decay: float) -> None:
-    """In place: density[cells] = max(density[cells] * decay, values); cells must be unique."""
+def occupancy_decay_and_splat(density: torch.Tensor, cells: torch.Tensor, values: torch.Tensor,
+                              decay: float) -> None:
+    """In place: density *= decay everywhere, then density[cells] = max(density[cells], values)."""
     cells, values = _int32(cells), _float32(values)
+    occupancy_grid.decay(density, decay)
     if cells.shape[0]:
-        occupancy_grid.decay_max(density, cells, values, cells.shape[0], decay)
+        occupancy_grid.splat_max(density, cells, values, cells.shape[0])
 
 
 def occupancy_pack_bits(density: torch.Tensor, bitfield: torch.Tensor, threshold: float) -> None:

@@ -1,4 +1,4 @@
-"""Occupancy grid upkeep (Instant-NGP): sample points in cells, decay-and-max density, pack bits.
+"""Occupancy grid upkeep (Instant-NGP): sample points in cells, decay, splat maxima, pack bits.
 
 Layout as in ray_march: cascade c, cell (x, y, z) is cell index c*G^3 + (z*G + y)*G + x; cascade c
 covers the cube centred at 0.5 with half-size 2^(c-1). No gradients: ndarray arguments.
@@ -23,12 +23,17 @@ def cell_points(cells: ti.types.ndarray(ndim=1), jitter: ti.types.ndarray(ndim=2
 
 
 @ti.kernel
-def decay_max(density: ti.types.ndarray(ndim=1), cells: ti.types.ndarray(ndim=1),
-              values: ti.types.ndarray(ndim=1), n: ti.i32, decay: ti.f32):
-    """density[cell] = max(density[cell] * decay, value) for each sampled cell (cells are unique)."""
+def decay(density: ti.types.ndarray(ndim=1), factor: ti.f32):
+    for cell in range(density.shape[0]):
+        density[cell] *= factor
+
+
+@ti.kernel
+def splat_max(density: ti.types.ndarray(ndim=1), cells: ti.types.ndarray(ndim=1),
+              values: ti.types.ndarray(ndim=1), n: ti.i32):
+    """density[cells[i]] = max(density[cells[i]], values[i]); repeated cells are fine."""
     for i in range(n):
-        cell = cells[i]
-        density[cell] = ti.max(density[cell] * decay, values[i])
+        ti.atomic_max(density[cells[i]], values[i])
 
 
 @ti.kernel

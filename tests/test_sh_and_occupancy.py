@@ -34,10 +34,11 @@ def test_cell_points_lie_in_their_cells(arch):
     torch.testing.assert_close(points, ((xyz + jitter) / grid - 0.5) * scale + 0.5)
 
 
-def test_decay_max_and_pack_bits(arch):
+def test_decay_splat_and_pack_bits(arch):
     density = torch.tensor([1.0, 4.0, 0.0, 2.0] * 4)
-    ops.occupancy_decay_max(density, torch.tensor([0, 1, 2]), torch.tensor([3.0, 1.0, 0.5]), 0.5)
-    torch.testing.assert_close(density[:4], torch.tensor([3.0, 2.0, 0.5, 2.0]))
+    ops.occupancy_decay_and_splat(density, torch.tensor([0, 1, 2, 0]), torch.tensor([3.0, 1.0, 0.5, 5.0]), 0.5)
+    torch.testing.assert_close(density[:4], torch.tensor([5.0, 2.0, 0.5, 1.0]))
+    torch.testing.assert_close(density[4:8], torch.tensor([0.5, 2.0, 0.0, 1.0]))
     bits = torch.zeros(2, dtype=torch.uint8)
     ops.occupancy_pack_bits(density, bits, 1.5)
     expected = np.packbits((density > 1.5).numpy(), bitorder="little")
