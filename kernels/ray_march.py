@@ -60,16 +60,29 @@ def step_size(t, cone_angle, dt_min, dt_max):
 
 @ti.func
 def next_cell_t(t, position, direction, cascade: ti.i32, grid_res: ti.i32, cone_angle, dt_min, dt_max):
-    """Smallest t on the step lattice that lies past the boundary of the current cell."""
+    """First t on the step lattice past the boundary of the current cell, and at least one step on.
+
+    The one step is what guarantees progress: a point exactly on a cell face (which float rounding
+    makes common) is at distance 0 from it, and a zero direction component gives no boundary.
+    """
     res = grid_res / ti.pow(2.0, ti.cast(cascade, ti.f32))
     p = res * (position - 0.5)
     to_boundary = (ti.floor(p + 0.5 + 0.5 * ti.math.sign(direction)) - p) / direction
     target = t + ti.max(ti.min(to_boundary[0], to_boundary[1], to_boundary[2]) / res, 0.0)
-    t_next = t
+    t_next = t + step_size(t, cone_angle, dt_min, dt_max)
     while t_next < target:
         t_next += step_size(t_next, cone_angle, dt_min, dt_max)
     return t_next
 
+
+@ti.func
+def write_sample(ray_index: ti.template(), t_starts: ti.template(), t_ends: ti.template(),
+                 positions: ti.template(), s: ti.i32, r: ti.i32, t_start, t_end, position):
+    ray_index[s] = r
+    t_starts[s] = t_start
+    t_ends[s] = t_end
+    for c in ti.static(range(3)):
+        positions[s, c] = position[c]
 
 @ti.kernel
 def march_rays(
@@ -93,15 +106,22 @@ def march_rays(
     max_samples: ti.i32,
     emit: ti.template(),
 ):
-    """Without `emit`, counts[r] = number of samples of ray r; with it, writes them from offsets[r]."""
+    """Without `emit`, counts[r] = number of samples of ray r; with it, writes them from offsets[r].
+
+    The emitting pass is a separate compilation, and float rounding may make it find a sample fewer
+    or more than the counting pass did; it writes at most counts[r] and pads any slots left over
+    with empty intervals (t_start = t_end) at the ray's last t, which composite to nothing.
+    """
     for r in range(n_rays):
         origin = ti.Vector([origins[r, 0], origins[r, 1], origins[r, 2]])
         direction = ti.Vector([directions[r, 0], directions[r, 1], directions[r, 2]])
         t_near, t_far = ray_box(origin, direction, 0.5 * ti.pow(2.0, ti.cast(cascades - 1, ti.f32)))
         t = ti.max(t_near, near)
         t += jitter[r] * step_size(t, cone_angle, dt_min, dt_max)
+        limit = counts[r] if ti.static(emit) else max_samples
         n = 0
-        while n < max_samples:
+        hits_box = t_far > t_near  # false for a miss, and for a NaN bound from a degenerate ray
+        while hits_box and n < limit:
             dt = step_size(t, cone_angle, dt_min, dt_max)
             if t + 0.5 * dt >= t_far:
                 break
@@ -109,15 +129,14 @@ def march_rays(
             cascade = ti.max(cascade_of_position(position, cascades), cascade_of_step(dt, grid_res, cascades))
             if is_occupied(bitfield, cell_bit(position, cascade, grid_res)):
                 if ti.static(emit):
-                    s = offsets[r] + n
-                    ray_index[s] = r
-                    t_starts[s] = t
-                    t_ends[s] = t + dt
-                    for c in ti.static(range(3)):
-                        positions[s, c] = position[c]
+                    write_sample(ray_index, t_starts, t_ends, positions, offsets[r] + n, r, t, t + dt, position)
                 n += 1
                 t += dt
             else:
                 t = next_cell_t(t, position, direction, cascade, grid_res, cone_angle, dt_min, dt_max)
-        if ti.static(not emit):
+        if ti.static(emit):
+            for k in range(n, limit):
+                write_sample(ray_index, t_starts, t_ends, positions, offsets[r] + k, r, t, t, origin + t * direction)
+        else:
             counts[r] = n
+

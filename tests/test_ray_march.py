@@ -118,3 +118,20 @@ def test_jitter_shifts_the_first_sample(arch):
     samples = ops.march_rays(origins, directions, full_grid(), config, jitter=torch.tensor([0.0, 0.5]))
     first = samples.t_starts[samples.offsets.long()]
     assert first[1] - first[0] == pytest.approx(0.5 * config.dt_min, rel=1e-4)
+
+
+def test_marching_terminates_on_cell_faces_and_axis_aligned_rays(arch):
+    """Midpoints exactly on a cell face, with zero direction components: the ray still advances.
+
+    With dt = 1/32 and a half-step jitter every other midpoint of these -x rays lies on a face of the
+    16^3 grid, where the distance to the next face is 0 (an earlier marcher looped forever here).
+    """
+    occupied = np.zeros((1, GRID, GRID, GRID), bool)
+    occupied[0, :, :, : GRID // 4] = True  # only x < 0.25
+    centres = (torch.arange(4) + 0.5) / GRID
+    origins = torch.stack([torch.full((4,), 2.0), centres, centres.flip(0)], dim=1)
+    directions = torch.tensor([[-1.0, 0.0, 0.0]]).expand(4, 3)
+    config = settings(dt_min=1.0 / 32, dt_max=1.0 / 32)
+    samples = ops.march_rays(origins, directions, bitfield_from(occupied), config, jitter=torch.full((4,), 0.5))
+    assert (samples.counts == 7).all()  # midpoints at x = 7/32, 6/32, ..., 1/32 (0.25 is in an empty cell)
+    assert (samples.positions[:, 0] < 0.25).all()
