@@ -1,0 +1,109 @@
+"""Run configuration: every setting of a training run, saved with it as config.json."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import RunError
+
+METHODS = ("hollow", "ngp")
+
+
+@dataclass
+class FieldConfig:
+    levels: int = 16
+    features_per_level: int = 2
+    log2_table: int = 19
+    base_resolution: int = 16
+    finest_resolution: int = 2048  # times the scene's aabb_scale
+    hidden: int = 64
+    geo_features: int = 15
+    saliency_resolution: int = 64
+    saliency_init: float = 0.0  # logit; see HollowField for why it starts at sigmoid(0) = 0.5
+    gate_alpha_early: float = 1e4
+    gate_alpha_late: float = 1e5
+    gate_switch_fraction: float = 0.5  # of the training budget
+
+
+@dataclass
+class AdmmConfig:
+    sparsity: float = 0.04  # C in mean(sigmoid(G)) <= C
+    rho: float = 1.0  # weight of the quadratic penalty (rho / 2) * max(S - C, 0)^2
+    dual_step: float = 1e-3  # rho_gamma in gamma <- max(0, gamma + rho_gamma * (S - C))
+    warmup_fraction: float = 0.1  # of the training budget before the pruner starts
+    prune_threshold: float = 0.01  # saliency below this is pruned: decodes to zero, never sampled
+
+
+@dataclass
+class TrainConfig:
+    scene: str = ""
+    method: str = "hollow"
+    arch: str = "auto"
+    seed: int = 0
+    steps: int | None = None
+    minutes: float | None = None
+    downscale: int = 1
+    batch_samples: int = 1 << 16  # samples per step; rays per step adapt to reach it
+    max_rays: int = 1 << 14
+    lr: float = 1e-2
+    lr_saliency: float = 1e-2
+    lr_final_fraction: float = 0.03  # learning rate decays exponentially to lr * this
+    weight_decay: float = 1e-6  # on MLP weights
+    occupancy_resolution: int = 128
+    occupancy_interval: int = 16
+    occupancy_warmup: int = 256
+    occupancy_decay: float = 0.95
+    eval_interval: int = 500
+    eval_images: int = 1
+    checkpoint_interval: int = 1000
+    threads: int | None = None
+    field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
+    admm: AdmmConfig = dataclasses.field(default_factory=AdmmConfig)
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise RunError(f"unknown method {self.method!r}: choose hollow or ngp")
+        if self.steps is None and self.minutes is None:
+            raise RunError("give a training budget: --steps N or --minutes M")
+        if self.steps is not None and self.steps < 1:
+            raise RunError(f"--steps must be at least 1, got {self.steps}")
+        if self.minutes is not None and not (self.minutes > 0 and math.isfinite(self.minutes)):
+            raise RunError(f"--minutes must be a positive number, got {self.minutes}")
+        if not 8 <= self.field.log2_table <= 24:
+            raise RunError(f"--hash-log2 must be between 8 and 24, got {self.field.log2_table}")
+        if self.field.saliency_resolution < 2:
+            raise RunError(f"--saliency-res must be at least 2, got {self.field.saliency_resolution}")
+        if not 0 < self.admm.sparsity <= 1:
+            raise RunError(f"--sparsity must be in (0, 1], got {self.admm.sparsity}")
+
+    @property
+    def hollow(self) -> bool:
+        return self.method == "hollow"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        values = dict(values)
+        field_values = values.pop("field", {})
+        admm_values = values.pop("admm", {})
+        try:
+            return cls(field=FieldConfig(**field_values), admm=AdmmConfig(**admm_values), **values)
+        except TypeError as error:
+            raise RunError(f"configuration does not match this version of hollow-taichi: {error}") from None
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise RunError(f"{path}: no run configuration here (is this a training output folder?)") from None
+        except json.JSONDecodeError as error:
+            raise RunError(f"{path}: malformed JSON ({error})") from None

@@ -1,0 +1,109 @@
+"""HollowField: hash grid * saliency -> gated density MLP -> colour MLP.
+
+  v(x)     = sigmoid(trilerp(G, x)) * hash(x)              (saliency scaling; identity for ngp)
+  sigma(x) = tanh(alpha * ||v||_2) * trunc_exp(MLP_d(v)[0])  (soft zero-skipping gate; none for ngp)
+  rgb(x,d) = sigmoid(MLP_c(MLP_d(v), SH(d)))
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import ops
+from .config import FieldConfig
+
+
+class _TruncExp(torch.autograd.Function):
+    """exp whose backward clamps the exponent (Instant-NGP), so huge densities do not blow up grads."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.exp(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * torch.exp(x.clamp(max=15.0))
+
+
+def trunc_exp(x: torch.Tensor) -> torch.Tensor:
+    return _TruncExp.apply(x)
+
+
+def soft_zero_gate(features: torch.Tensor, alpha: float) -> torch.Tensor:
+    """tanh(alpha * ||v||_2) per row: exactly 0 where v = 0 (pruned space), ~1 elsewhere.
+
+    No gradient flows through the norm. Hash features start at ~1e-4, where alpha * ||v|| ~ 1 and
+    the gate's slope is ~alpha: its gradient would swamp the MLP's and pin the features near zero
+    (measured: training stalled at 14 dB on the built-in scene). Pruning is the saliency grid's job;
+    the gate only makes what the saliency zeroes decode to exactly zero density.
+    """
+    return torch.tanh(alpha * torch.linalg.vector_norm(features.detach(), dim=-1))
+
+
+class HollowField(nn.Module):
+    """The radiance field over the scene box `aabb` (2, 3); `hollow` switches saliency and gate on."""
+
+    def __init__(self, config: FieldConfig, aabb: torch.Tensor, hollow: bool, aabb_scale: int = 1,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        self.hollow = hollow
+        self.register_buffer("aabb", aabb.clone().float())
+        self.encoder = ops.HashEncoder(config.levels, config.features_per_level, config.log2_table,
+                                       config.base_resolution, config.finest_resolution * aabb_scale)
+        self.table = nn.Parameter(self.encoder.init_table(generator))
+        if hollow:
+            self.saliency = ops.SaliencyScaler(config.saliency_resolution, self.encoder.output_dim)
+            # Logit 0 (p = 0.5) is neutral and sits where the sigmoid is steepest, so saliency can
+            # rise or fall quickly while the scene forms; the ADMM pruner pulls the mean down later.
+            shape = (config.saliency_resolution,) * 3
+            self.saliency_logits = nn.Parameter(torch.full(shape, config.saliency_init, device=self.aabb.device))
+        self.density_mlp = nn.Sequential(
+            nn.Linear(self.encoder.output_dim, config.hidden), nn.ReLU(),
+            nn.Linear(config.hidden, 1 + config.geo_features),
+        )
+        self.color_mlp = nn.Sequential(
+            nn.Linear(1 + config.geo_features + 16, config.hidden), nn.ReLU(),
+            nn.Linear(config.hidden, config.hidden), nn.ReLU(),
+            nn.Linear(config.hidden, 3),
+        )
+        self.gate_alpha = config.gate_alpha_early
+
+    def mlp_parameters(self) -> list[nn.Parameter]:
+        return list(self.density_mlp.parameters()) + list(self.color_mlp.parameters())
+
+    def to_unit(self, positions: torch.Tensor) -> torch.Tensor:
+        """Scene-space points (N, 3) -> the unit cube spanned by the scene box."""
+        return (positions - self.aabb[0]) / (self.aabb[1] - self.aabb[0])
+
+    def encode(self, positions: torch.Tensor) -> torch.Tensor:
+        """Encoded (and, for hollow, saliency-scaled) features v (N, L*F) of scene-space points."""
+        unit = self.to_unit(positions)
+        features = self.encoder(unit, self.table)
+        if self.hollow:
+            features, _ = self.saliency(unit, features, self.saliency_logits)
+        return features
+
+    def _density_and_geometry(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.encode(positions)
+        out = self.density_mlp(features)
+        sigma = trunc_exp(out[:, 0])
+        if self.hollow:
+            sigma = soft_zero_gate(features, self.gate_alpha) * sigma
+        return sigma, out
+
+    def density(self, positions: torch.Tensor) -> torch.Tensor:
+        """sigma (N,) at scene-space points (N, 3)."""
+        return self._density_and_geometry(positions)[0]
+
+    def forward(self, positions: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """sigma (N,) and rgb (N, 3) at points (N, 3) seen along unit directions (N, 3)."""
+        sigma, geometry = self._density_and_geometry(positions)
+        rgb = torch.sigmoid(self.color_mlp(torch.cat([geometry, ops.sh_encode(directions)], dim=-1)))
+        return sigma, rgb
+
+    def saliency_probabilities(self) -> torch.Tensor:
+        """sigmoid(G) (R, R, R); differentiable, for the ADMM constraint."""
+        return torch.sigmoid(self.saliency_logits)

@@ -1,0 +1,79 @@
+"""Occupancy grid state and its update schedule (Instant-NGP).
+
+Each cell holds an optical thickness (density * the smallest step of its cascade), decayed by 0.95
+and raised to fresh density samples every `interval` steps; a cell is occupied while its thickness
+exceeds min(0.01, mean thickness of cascade 0). Warm-up steps sample every cell; later updates
+sample a quarter of all cells at random and a quarter of the occupied ones.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from . import ops
+
+MIN_OPTICAL_THICKNESS = 0.01
+STEPS_PER_UNIT_DIAGONAL = 1024  # Instant-NGP's NERF_STEPS: the finest step is sqrt(3) / 1024
+_EVAL_CHUNK = 1 << 18
+
+
+class OccupancyGrid:
+    def __init__(self, cascades: int, resolution: int = 128, decay: float = 0.95, device=None):
+        self.cascades = cascades
+        self.resolution = resolution
+        self.decay = decay
+        self.n_cells = cascades * resolution**3
+        self.density = torch.zeros(self.n_cells, device=device)
+        self.bitfield = torch.full((self.n_cells // 8,), 255, dtype=torch.uint8, device=device)
+        self.keep_mask: torch.Tensor | None = None  # optional bitfield ANDed in (saliency pruning)
+
+    @property
+    def dt_min(self) -> float:
+        return math.sqrt(3) / STEPS_PER_UNIT_DIAGONAL
+
+    @property
+    def dt_max(self) -> float:
+        return self.dt_min * (1 << (self.cascades - 1)) * STEPS_PER_UNIT_DIAGONAL / self.resolution
+
+    def occupied_fraction(self) -> float:
+        bits = torch.bitwise_and(self.bitfield[:, None] >> torch.arange(8, device=self.bitfield.device), 1)
+        return bits.float().mean().item()
+
+    def _cells_to_update(self, warmup: bool, generator: torch.Generator) -> torch.Tensor:
+        if warmup:
+            return torch.arange(self.n_cells, device=self.density.device)
+        quarter = self.n_cells // 4
+        uniform = torch.randint(0, self.n_cells, (quarter,), generator=generator).to(self.density.device)
+        occupied = torch.nonzero(self.density > self.threshold()).flatten()
+        if occupied.numel():
+            pick = torch.randint(0, occupied.numel(), (quarter,), generator=generator).to(occupied.device)
+            uniform = torch.cat([uniform, occupied[pick]])
+        return uniform
+
+    def threshold(self) -> float:
+        mean = self.density[: self.resolution**3].mean().item()
+        return min(MIN_OPTICAL_THICKNESS, mean)
+
+    @torch.no_grad()
+    def update(self, density_fn: Callable[[torch.Tensor], torch.Tensor], warmup: bool,
+               generator: torch.Generator) -> None:
+        """Refresh from density_fn (scene-space points (N, 3) -> sigma (N,)) and repack the bits."""
+        cells = self._cells_to_update(warmup, generator)
+        jitter = torch.rand((cells.shape[0], 3), generator=generator).to(self.density.device)
+        points = ops.occupancy_cell_points(cells, jitter, self.resolution)
+        sigma = torch.cat([density_fn(chunk) for chunk in points.split(_EVAL_CHUNK)])
+        cascade_step = self.dt_min * torch.pow(2.0, (cells // self.resolution**3).float())
+        ops.occupancy_decay_and_splat(self.density, cells, sigma * cascade_step, self.decay)
+        ops.occupancy_pack_bits(self.density, self.bitfield, self.threshold())
+        if self.keep_mask is not None:
+            self.bitfield &= self.keep_mask
+
+    def state_dict(self) -> dict:
+        return {"density": self.density, "bitfield": self.bitfield, "keep_mask": self.keep_mask}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.density = state["density"].to(self.density.device)
+        self.bitfield = state["bitfield"].to(self.bitfield.device)
+        self.keep_mask = None if state.get("keep_mask") is None else state["keep_mask"].to(self.bitfield.device)

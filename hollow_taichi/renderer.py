@@ -1,0 +1,63 @@
+"""Rays -> samples (march) -> field -> colours (composite), for training and for whole images."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import ops
+from .field import HollowField
+from .occupancy import OccupancyGrid
+
+_INFERENCE_RAYS = 1 << 13
+
+
+@dataclass
+class RenderResult:
+    color: torch.Tensor  # (R, 3)
+    opacity: torch.Tensor  # (R,)
+    depth: torch.Tensor  # (R,)
+    n_samples: int
+
+
+class Renderer:
+    def __init__(self, field: HollowField, occupancy: OccupancyGrid, cone_angle: float = 0.0,
+                 max_samples: int = 1024, near: float = 0.0):
+        self.field = field
+        self.occupancy = occupancy
+        self.settings = ops.MarchSettings(
+            cascades=occupancy.cascades, grid_resolution=occupancy.resolution, near=near,
+            cone_angle=cone_angle, dt_min=occupancy.dt_min, dt_max=occupancy.dt_max, max_samples=max_samples,
+        )
+        self.compositor = ops.Compositor()
+
+    def render_rays(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor,
+                    jitter: torch.Tensor | None = None) -> RenderResult:
+        """Render rays (R, 3) over per-ray background colours (R, 3); differentiable."""
+        samples = ops.march_rays(origins, directions, self.occupancy.bitfield, self.settings, jitter)
+        sample_directions = directions[samples.ray_indices.long()]
+        sigma, rgb = self.field(samples.positions, sample_directions)
+        color, opacity, depth = self.compositor(sigma, rgb, samples, background)
+        return RenderResult(color, opacity, depth, samples.n_samples)
+
+    @torch.no_grad()
+    def render_image(self, origins: torch.Tensor, directions: torch.Tensor, height: int, width: int,
+                     background: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Render the rays (H*W, 3) of one image over a background colour (3,).
+
+        Returns "color" (H, W, 3), "opacity" (H, W), "depth" (H, W) and "samples" (total count).
+        """
+        colors, opacities, depths, samples = [], [], [], 0
+        for chunk_origins, chunk_directions in zip(origins.split(_INFERENCE_RAYS), directions.split(_INFERENCE_RAYS)):
+            result = self.render_rays(chunk_origins, chunk_directions,
+                                      background.expand(chunk_origins.shape[0], 3))
+            colors.append(result.color)
+            opacities.append(result.opacity)
+            depths.append(result.depth)
+            samples += result.n_samples
+        return {
+            "color": torch.cat(colors).reshape(height, width, 3),
+            "opacity": torch.cat(opacities).reshape(height, width),
+            "depth": torch.cat(depths).reshape(height, width),
+            "samples": samples,
+        }

@@ -1,0 +1,135 @@
+"""Run folders: what `train` leaves behind, and loading it back for eval, render, export and info.
+
+A run folder holds config.json (every setting, the scene path included), checkpoint.pt (the latest
+complete checkpoint), metrics.json (after training) and renders/ (test-split images).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import backend, checkpoint
+from .config import TrainConfig
+from .errors import RunError
+from .images import write_png
+from .metrics import psnr, ssim
+from .renderer import Renderer
+from .scenes import ImageSet, Scene, load_scene
+from .trainer import Trainer, build_model, ground_truth
+
+CONFIG_NAME = "config.json"
+METRICS_NAME = "metrics.json"
+RENDERS_NAME = "renders"
+
+
+def prepare_run_dir(out_dir: Path, config: TrainConfig, resume: bool, force: bool) -> None:
+    """Create the run folder, refusing one that holds a different run unless `force`."""
+    config_path = out_dir / CONFIG_NAME
+    if resume:
+        if not (out_dir / checkpoint.CHECKPOINT_NAME).is_file():
+            raise RunError(f"{out_dir}: nothing to resume (no {checkpoint.CHECKPOINT_NAME})")
+        return
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        what = "holds another run" if config_path.exists() else "is not empty"
+        raise RunError(f"{out_dir} {what}: choose another --out, --resume it, or pass --force to overwrite")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
+    config.save(config_path)
+
+
+def train(config: TrainConfig, out_dir: Path, resume: bool = False, force: bool = False,
+          progress: bool = True) -> dict:
+    """Train the scene named in `config`, evaluate on its test split, write metrics and renders."""
+    out_dir = Path(out_dir)
+    if resume:
+        config = resume_config(out_dir, config)
+    prepare_run_dir(out_dir, config, resume, force)
+    scene = load_scene(config.scene, config.downscale)
+    trainer = Trainer(scene, config, out_dir, progress=progress)
+    if resume:
+        trainer.load_state_dict(checkpoint.load(out_dir / checkpoint.CHECKPOINT_NAME))
+    started = time.perf_counter()
+    trainer.run()
+    train_seconds = time.perf_counter() - started
+    metrics = evaluate(trainer.renderer, scene.test, out_dir / RENDERS_NAME)
+    metrics.update(
+        steps=trainer.step,
+        train_seconds=round(trainer.elapsed, 2),
+        wall_seconds=round(train_seconds, 2),
+        params_total=parameter_count(trainer.field),
+        params_effective=parameter_count(trainer.field),
+        method=config.method,
+        arch=backend.active(),
+        scene=str(config.scene),
+    )
+    (out_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def resume_config(out_dir: Path, requested: TrainConfig) -> TrainConfig:
+    """The saved configuration, with the budget (steps/minutes) taken from the new request."""
+    saved = TrainConfig.load(out_dir / CONFIG_NAME)
+    saved.steps, saved.minutes = requested.steps, requested.minutes
+    return saved
+
+
+def parameter_count(module: torch.nn.Module) -> int:
+    return sum(parameter.numel() for parameter in module.parameters())
+
+
+@torch.no_grad()
+def evaluate(renderer: Renderer, images: ImageSet, render_dir: Path | None = None) -> dict:
+    """PSNR and SSIM over a split (white background), optionally writing each render as PNG."""
+    if render_dir is not None:
+        render_dir.mkdir(parents=True, exist_ok=True)
+    device = backend.device()
+    psnrs, ssims = [], []
+    for index in range(len(images)):
+        origins, directions = images.cameras.pixel_rays(index)
+        height, width = images.images.shape[1:3]
+        image = renderer.render_image(origins.to(device), directions.to(device), height, width,
+                                      torch.ones(3, device=device))["color"].clamp(0, 1).cpu()
+        target = ground_truth(images, index)
+        psnrs.append(psnr(image, target))
+        ssims.append(ssim(image, target))
+        if render_dir is not None:
+            write_png(render_dir / f"{Path(images.paths[index]).stem}.png", image)
+    count = max(len(psnrs), 1)
+    return {"psnr": round(float(sum(psnrs)) / count, 4), "ssim": round(float(sum(ssims)) / count, 5),
+            "images": len(psnrs)}
+
+
+@dataclass
+class LoadedRun:
+    config: TrainConfig
+    renderer: Renderer
+    step: int
+
+    @property
+    def field(self):
+        return self.renderer.field
+
+
+def load_run(run_dir: Path, arch: str | None = None) -> LoadedRun:
+    """Rebuild the trained model of a run folder from its config and latest checkpoint."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run folder")
+    config = TrainConfig.load(run_dir / CONFIG_NAME)
+    state = checkpoint.load(run_dir / checkpoint.CHECKPOINT_NAME)
+    backend.init(arch or config.arch, config.threads)
+    scene_box = state["field"]["aabb"]
+    aabb_scale = int(round((scene_box[1] - scene_box[0])[0].item()))
+    field, occupancy, renderer = build_model(config, scene_box, aabb_scale)
+    field.load_state_dict(state["field"])
+    field.gate_alpha = state["gate_alpha"]
+    occupancy.load_state_dict(state["occupancy"])
+    return LoadedRun(config, renderer, state["step"])
+
+
+def scene_for(run: LoadedRun, scene_path: str | None) -> Scene:
+    return load_scene(scene_path or run.config.scene, run.config.downscale)

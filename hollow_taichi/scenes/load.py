@@ -1,0 +1,177 @@
+"""load_scene: a scene folder (Blender or Instant-NGP/nerfstudio layout) -> Scene in NGP space."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from importlib.resources import files
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import SceneError
+from ..images import read_image
+from .cameras import Cameras
+from .scene import ImageSet, Scene
+from .transforms import FrameSpec, SceneSettings, declared_size, intrinsics, read_frames, scene_settings
+
+BLENDER_FILE = "transforms_{}.json"
+NGP_FILE = "transforms.json"
+HOLDOUT_EVERY = 8
+
+
+def builtin_scene_path() -> Path:
+    """The folder of the built-in scene shipped with the package (Blender layout)."""
+    return Path(str(files("hollow_taichi.data") / "builtin"))
+
+
+def _downscale_factor(downscale) -> int:
+    if isinstance(downscale, bool) or not isinstance(downscale, int) or downscale < 1:
+        raise SceneError(f"downscale must be an integer >= 1, got {downscale!r}")
+    return downscale
+
+
+def _scene_folder(path: str | os.PathLike) -> Path:
+    root = Path(path)
+    if not root.exists():
+        raise SceneError(f"scene folder {root} does not exist")
+    if not root.is_dir():
+        raise SceneError(f"scene {root} is not a folder")
+    return root
+
+
+def _hold_out(frames: list[FrameSpec], source: Path) -> tuple[list[FrameSpec], list[FrameSpec]]:
+    """Frames in file order -> (train, test): every 8th frame (index % 8 == 0) is test, never train."""
+    test = frames[::HOLDOUT_EVERY]
+    train = [frame for index, frame in enumerate(frames) if index % HOLDOUT_EVERY]
+    if not train:
+        raise SceneError(f"{source}: has {len(frames)} frame(s); need at least 2, "
+                         "as every 8th frame is held out for test")
+    return train, test
+
+
+def _blender_layout(root: Path) -> tuple[SceneSettings, dict[str, list[FrameSpec]]]:
+    """transforms_{train,val,test}.json; no test file: hold out from train; no val file: val = test."""
+    train_file = root / BLENDER_FILE.format("train")
+    data, train = read_frames(train_file)
+    val_file, test_file = root / BLENDER_FILE.format("val"), root / BLENDER_FILE.format("test")
+    val = read_frames(val_file)[1] if val_file.exists() else None
+    if test_file.exists():
+        test = read_frames(test_file)[1]
+    else:
+        train, test = _hold_out(train, train_file)
+    return scene_settings(data, train_file), {"train": train, "val": test if val is None else val, "test": test}
+
+
+def _ngp_layout(root: Path) -> tuple[SceneSettings, dict[str, list[FrameSpec]]]:
+    """transforms.json: every 8th frame held out as test (and val)."""
+    path = root / NGP_FILE
+    data, frames = read_frames(path)
+    train, test = _hold_out(frames, path)
+    return scene_settings(data, path), {"train": train, "val": test, "test": test}
+
+
+def _read_images(frames: list[FrameSpec]) -> list[np.ndarray]:
+    """Decode the frames' images in parallel (OpenCV releases the GIL); (H, W, C) uint8 each."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(read_image, [frame.image for frame in frames]))
+
+
+def _check_size(frame: FrameSpec, image: np.ndarray, reference: tuple[Path, int, int]) -> None:
+    """The image must have the size its transforms file declares and the size of the scene's first image."""
+    height, width = image.shape[:2]
+    declared = declared_size(frame)
+    if declared is not None and declared != (width, height):
+        raise SceneError(f"{frame.image}: image is {width}x{height} "
+                         f"but {frame.source} says w={declared[0]}, h={declared[1]}")
+    first, first_width, first_height = reference
+    if (width, height) != (first_width, first_height):
+        raise SceneError(f"{frame.image}: image is {width}x{height} but {first} is {first_width}x{first_height}; "
+                         "all frames need one size")
+
+
+def _with_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Give an RGB image an opaque alpha channel when the scene has RGBA images."""
+    if image.shape[2] == channels:
+        return image
+    return np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=-1)
+
+
+def _shrink(image: np.ndarray, factor: int, path: Path) -> np.ndarray:
+    """(H, W, C) uint8 -> (H // factor, W // factor, C) by area averaging; RGBA averages premultiplied colour."""
+    height, width = image.shape[:2]
+    size = (width // factor, height // factor)
+    if min(size) < 1:
+        raise SceneError(f"{path}: a {width}x{height} image is too small to downscale by {factor}")
+    if image.shape[2] == 3:
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    pixels = image.astype(np.float32)
+    alpha = pixels[..., 3:] / 255.0
+    premultiplied = np.concatenate([pixels[..., :3] * alpha, pixels[..., 3:]], axis=-1)
+    small = cv2.resize(premultiplied, size, interpolation=cv2.INTER_AREA)
+    small_alpha = small[..., 3:] / 255.0
+    colour = np.where(small_alpha > 0, small[..., :3] / np.maximum(small_alpha, 1e-12), 0.0)
+    return np.round(np.clip(np.concatenate([colour, small[..., 3:]], axis=-1), 0, 255)).astype(np.uint8)
+
+
+def _cameras(frames: list[FrameSpec], settings: SceneSettings, size: tuple[int, int], factor: int) -> Cameras:
+    """Poses moved into NGP space (p * scale + offset, rotation kept) and intrinsics of the shrunk images."""
+    width, height = size
+    new_width, new_height = width // factor, height // factor
+    poses = np.stack([frame.pose for frame in frames])
+    poses[:, :, 3] = poses[:, :, 3] * settings.scale + settings.offset
+    pinhole, distortion = zip(*(intrinsics(frame, width, height) for frame in frames), strict=True)
+    pinhole = np.stack(pinhole) * np.array([new_width / width, new_height / height] * 2)
+    return Cameras(torch.from_numpy(poses).float(), torch.from_numpy(pinhole).float(),
+                   torch.from_numpy(np.stack(distortion)).float(), new_width, new_height)
+
+
+def _image_set(frames: list[FrameSpec], images: list[np.ndarray], settings: SceneSettings,
+               factor: int, channels: int) -> ImageSet:
+    height, width = images[0].shape[:2]
+    pixels = [_with_channels(image, channels) for image in images]
+    if factor > 1:
+        pixels = [_shrink(image, factor, frame.image) for image, frame in zip(pixels, frames, strict=True)]
+    return ImageSet(torch.from_numpy(np.stack(pixels)), _cameras(frames, settings, (width, height), factor),
+                    [str(frame.image) for frame in frames])
+
+
+def _layout(root: Path) -> tuple[SceneSettings, dict[str, list[FrameSpec]]]:
+    if (root / BLENDER_FILE.format("train")).exists():
+        return _blender_layout(root)
+    if (root / NGP_FILE).exists():
+        return _ngp_layout(root)
+    raise SceneError(f"{root}: no {BLENDER_FILE.format('train')} or {NGP_FILE} in this folder")
+
+
+def _image_sets(splits: dict[str, list[FrameSpec]], settings: SceneSettings, factor: int) -> dict[str, ImageSet]:
+    """Read every split's images, check that all have one size, and make the image sets.
+
+    A val split that is the test split (held out) is read once: the result's "val" is its "test".
+    """
+    names = ["train", "test"] + (["val"] if splits["val"] is not splits["test"] else [])
+    images = {name: _read_images(splits[name]) for name in names}
+    first = images["train"][0]
+    reference = (splits["train"][0].image, first.shape[1], first.shape[0])
+    for name in names:
+        for frame, image in zip(splits[name], images[name], strict=True):
+            _check_size(frame, image, reference)
+    channels = max(image.shape[2] for name in names for image in images[name])
+    sets = {name: _image_set(splits[name], images[name], settings, factor, channels) for name in names}
+    sets.setdefault("val", sets["test"])
+    return sets
+
+
+def load_scene(path: str | os.PathLike, downscale: int = 1) -> Scene:
+    """Load a scene folder into NGP space, images shrunk by 1/downscale.
+
+    A folder with transforms_train.json is read as the Blender layout, one with transforms.json as
+    the Instant-NGP/nerfstudio layout. Every problem raises SceneError naming the file or value.
+    """
+    factor = _downscale_factor(downscale)
+    root = _scene_folder(path)
+    settings, splits = _layout(root)
+    sets = _image_sets(splits, settings, factor)
+    return Scene(name=root.resolve().name, root=str(root), train=sets["train"], val=sets["val"],
+                 test=sets["test"], aabb_scale=settings.aabb_scale)

@@ -1,0 +1,41 @@
+"""What a loaded scene is: image sets with their cameras, per split, and the scene box."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .cameras import Cameras
+
+
+@dataclass
+class ImageSet:
+    """images (N, H, W, C) uint8 with C = 4 (RGBA, straight alpha) or 3 (RGB), one per camera."""
+
+    images: torch.Tensor
+    cameras: Cameras
+    paths: list[str]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+@dataclass
+class Scene:
+    """A scene in NGP space: the object inside [0, 1]^3, the scene box centred on (0.5, 0.5, 0.5).
+
+    aabb_scale is a power of two: the box's edge length.
+    """
+
+    name: str
+    root: str
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    aabb_scale: int
+
+    @property
+    def aabb(self) -> torch.Tensor:
+        """(2, 3) float32: the scene box's min and max corners."""
+        half = self.aabb_scale / 2
+        return torch.tensor([[0.5 - half] * 3, [0.5 + half] * 3], dtype=torch.float32)

@@ -1,0 +1,238 @@
+"""The training loop: batches, loss, optimizer, ADMM step, occupancy upkeep, eval, checkpoints."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import backend, checkpoint
+from .admm import AdmmPruner
+from .config import TrainConfig
+from .errors import RunError
+from .field import HollowField
+from .metrics import psnr, rgba_to_rgb
+from .occupancy import OccupancyGrid
+from .renderer import Renderer
+from .scenes import ImageSet, Scene
+
+WHITE = (1.0, 1.0, 1.0)
+_MIN_RAYS = 256
+
+
+@dataclass
+class StepStats:
+    loss: float
+    psnr: float
+    samples: int
+    rays: int
+
+
+def cascades_for(aabb_scale: int) -> int:
+    return int(math.log2(aabb_scale)) + 1
+
+
+def build_model(config: TrainConfig, aabb: torch.Tensor, aabb_scale: int,
+                generator: torch.Generator | None = None) -> tuple[HollowField, OccupancyGrid, Renderer]:
+    """Field, occupancy grid and renderer for a scene box; Taichi must already be started."""
+    device = backend.device()
+    field = HollowField(config.field, aabb.to(device), config.hollow, aabb_scale, generator).to(device)
+    occupancy = OccupancyGrid(cascades_for(aabb_scale), config.occupancy_resolution, config.occupancy_decay, device)
+    renderer = Renderer(field, occupancy, cone_angle=0.0 if aabb_scale == 1 else 1.0 / 256)
+    return field, occupancy, renderer
+
+
+def make_optimizer(field: HollowField, config: TrainConfig) -> torch.optim.Adam:
+    groups = [
+        {"params": [field.table], "lr": config.lr, "weight_decay": 0.0},
+        {"params": field.mlp_parameters(), "lr": config.lr, "weight_decay": config.weight_decay},
+    ]
+    if field.hollow:
+        groups.append({"params": [field.saliency_logits], "lr": config.lr_saliency, "weight_decay": 0.0})
+    for group in groups:
+        group["initial_lr"] = group["lr"]
+    return torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
+
+
+class Trainer:
+    """Trains a HollowField on a scene; `run` goes until the step or time budget is spent."""
+
+    def __init__(self, scene: Scene, config: TrainConfig, out_dir: Path, progress: bool = True):
+        config.validate()
+        self.scene = scene
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.progress = progress
+        backend.init(config.arch, config.threads)
+        self.device = backend.device()
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.field, self.occupancy, self.renderer = build_model(config, scene.aabb, scene.aabb_scale, self.generator)
+        self.optimizer = make_optimizer(self.field, config)
+        self.admm = AdmmPruner(config.admm) if config.hollow else None
+        self.train_images = scene.train.images.to(self.device)
+        self.train_cameras = scene.train.cameras.to(self.device)
+        self.step = 0
+        self.elapsed = 0.0
+        self.rays_per_step = min(config.max_rays, 1 << 12)
+
+    # --- schedule ------------------------------------------------------------------------------
+
+    def budget_fraction(self) -> float:
+        """How much of the step/time budget is spent, in [0, 1]."""
+        fractions = []
+        if self.config.steps is not None:
+            fractions.append(self.step / self.config.steps)
+        if self.config.minutes is not None:
+            fractions.append(self.elapsed / (60.0 * self.config.minutes))
+        return min(1.0, max(fractions))
+
+    def _apply_schedule(self) -> None:
+        fraction = self.budget_fraction()
+        decay = self.config.lr_final_fraction**fraction
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * decay
+        late = fraction >= self.config.field.gate_switch_fraction
+        self.field.gate_alpha = self.config.field.gate_alpha_late if late else self.config.field.gate_alpha_early
+
+    def admm_active(self) -> bool:
+        return self.admm is not None and self.budget_fraction() >= self.config.admm.warmup_fraction
+
+    # --- one step ------------------------------------------------------------------------------
+
+    def sample_batch(self, n_rays: int):
+        """Random training pixels: ray origins, directions, backgrounds and target colours (n, 3)."""
+        images = self.train_images
+        n_frames, height, width, channels = images.shape
+        frame = torch.randint(0, n_frames, (n_rays,), generator=self.generator).to(self.device)
+        x = torch.randint(0, width, (n_rays,), generator=self.generator).to(self.device)
+        y = torch.randint(0, height, (n_rays,), generator=self.generator).to(self.device)
+        origins, directions = self.train_cameras.rays(frame, x.float() + 0.5, y.float() + 0.5)
+        pixels = images[frame, y, x].float() / 255.0
+        if channels == 4:
+            background = torch.rand((n_rays, 3), generator=self.generator).to(self.device)
+            target = rgba_to_rgb(pixels, background)
+        else:
+            background = torch.ones((n_rays, 3), device=self.device)
+            target = pixels
+        return origins, directions, background, target
+
+    def train_step(self) -> StepStats:
+        self._apply_schedule()
+        origins, directions, background, target = self.sample_batch(self.rays_per_step)
+        jitter = torch.rand(origins.shape[0], generator=self.generator).to(self.device)
+        result = self.renderer.render_rays(origins, directions, background, jitter)
+        mse = torch.mean((result.color - target) ** 2)
+        loss = mse
+        if self.admm_active():
+            loss = loss + self.admm.penalty(self.field.saliency_probabilities())
+        if not torch.isfinite(loss):
+            raise RunError(f"training diverged: loss is {loss.item()} at step {self.step}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.admm_active():
+            self.admm.dual_update()
+        self.step += 1
+        if self.step % self.config.occupancy_interval == 0:
+            self.occupancy.update(self.field.density, self.step <= self.config.occupancy_warmup, self.generator)
+        self._adapt_rays(result.n_samples)
+        return StepStats(loss.item(), -10.0 * math.log10(max(mse.item(), 1e-10)), result.n_samples, origins.shape[0])
+
+    def _adapt_rays(self, n_samples: int) -> None:
+        """Scale rays per step so that the samples per step approach the budget (Instant-NGP)."""
+        per_ray = max(n_samples, 1) / self.rays_per_step
+        wanted = int(self.config.batch_samples / per_ray)
+        self.rays_per_step = int(min(self.config.max_rays, max(_MIN_RAYS, wanted)))
+
+    # --- loop ----------------------------------------------------------------------------------
+
+    def finished(self) -> bool:
+        return self.budget_fraction() >= 1.0
+
+    def run(self) -> None:
+        """Train until the budget is spent, checkpointing on the way and at the end."""
+        bar = tqdm(total=self.config.steps, disable=not self.progress, unit="step", dynamic_ncols=True,
+                   initial=self.step)
+        while not self.finished():
+            started = time.perf_counter()
+            stats = self.train_step()
+            self.elapsed += time.perf_counter() - started
+            bar.update(1)
+            bar.set_postfix(self._postfix(stats, time.perf_counter() - started), refresh=False)
+            if self.config.eval_interval and self.step % self.config.eval_interval == 0:
+                bar.write(f"step {self.step}: val PSNR {self.evaluate_psnr(self.scene.val, self.config.eval_images):.2f} dB")
+            if self.config.checkpoint_interval and self.step % self.config.checkpoint_interval == 0:
+                self.save_checkpoint()
+        bar.close()
+        self.save_checkpoint()
+
+    def _postfix(self, stats: StepStats, seconds: float) -> dict:
+        postfix = {"loss": f"{stats.loss:.4f}", "psnr": f"{stats.psnr:.2f}",
+                   "samples/s": f"{stats.samples / max(seconds, 1e-9):.3g}"}
+        if self.admm is not None:
+            postfix.update(S=f"{self.admm.state.sparsity:.3f}", gamma=f"{self.admm.state.gamma:.3g}")
+        return postfix
+
+    # --- evaluation ----------------------------------------------------------------------------
+
+    def render_frame(self, images: ImageSet, index: int) -> torch.Tensor:
+        origins, directions = images.cameras.pixel_rays(index)
+        height, width = images.images.shape[1:3]
+        background = torch.tensor(WHITE, device=self.device)
+        rendered = self.renderer.render_image(origins.to(self.device), directions.to(self.device), height, width,
+                                              background)
+        return rendered["color"].clamp(0.0, 1.0)
+
+    def evaluate_psnr(self, images: ImageSet, count: int) -> float:
+        """Mean PSNR on the first `count` images of a split, over a white background."""
+        scores = []
+        for index in range(min(count, len(images))):
+            target = ground_truth(images, index).to(self.device)
+            scores.append(psnr(self.render_frame(images, index), target))
+        return float(sum(scores) / max(len(scores), 1))
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "rays_per_step": self.rays_per_step,
+            "field": self.field.state_dict(),
+            "gate_alpha": self.field.gate_alpha,
+            "optimizer": self.optimizer.state_dict(),
+            "occupancy": self.occupancy.state_dict(),
+            "admm": None if self.admm is None else self.admm.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        self.elapsed = state["elapsed"]
+        self.rays_per_step = state["rays_per_step"]
+        self.field.load_state_dict(state["field"])
+        self.field.gate_alpha = state["gate_alpha"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.occupancy.load_state_dict(state["occupancy"])
+        if self.admm is not None:
+            self.admm.load_state_dict(state["admm"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["generator"])
+
+    def save_checkpoint(self) -> Path:
+        path = self.out_dir / checkpoint.CHECKPOINT_NAME
+        checkpoint.save(path, self.state_dict())
+        return path
+
+
+def ground_truth(images: ImageSet, index: int) -> torch.Tensor:
+    """Frame `index` as float RGB (H, W, 3), RGBA composited over white."""
+    pixels = images.images[index].float() / 255.0
+    if pixels.shape[-1] == 4:
+        return rgba_to_rgb(pixels, torch.tensor(WHITE))
+    return pixels
