@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import click
 from hollow_taichi import __version__
 from hollow_taichi.backend import ARCH_CHOICES
 from hollow_taichi.config import METHODS, TrainConfig
-from hollow_taichi.errors import HollowError
+from hollow_taichi.errors import HollowError, Interrupted
 
 DEFAULT_STEPS = 2000
 
@@ -48,25 +49,41 @@ def main():
 @click.option("--sparsity", type=float, default=0.04, show_default=True, help="ADMM bound C on mean saliency.")
 @click.option("--batch-samples", type=click.IntRange(min=1024), default=1 << 16, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for Taichi (CPU backend).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=TrainConfig.checkpoint_interval,
+              show_default=True, help="Save a checkpoint every N steps (0: only at the end).")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last checkpoint, with its saved settings; "
+                   "--steps/--minutes, if given, replace its budget.")
 @click.option("--force", is_flag=True, help="Overwrite a run folder that holds another run.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(scene, out_dir, arch, steps, minutes, downscale, seed, method, hash_log2, saliency_res, sparsity,
-          batch_samples, threads, resume, force, progress):
+          batch_samples, threads, checkpoint_every, resume, force, progress):
     """Train on SCENE (a folder with transforms_train.json or transforms.json; default: built-in)."""
     from hollow_taichi import runs
     from hollow_taichi.scenes import builtin_scene_path
 
     config = TrainConfig(scene=str(scene or builtin_scene_path()), method=method, arch=arch, seed=seed,
-                         steps=steps if steps or minutes else DEFAULT_STEPS, minutes=minutes,
-                         downscale=downscale, batch_samples=batch_samples, threads=threads)
+                         steps=steps if steps is not None or minutes is not None or resume else DEFAULT_STEPS,
+                         minutes=minutes, downscale=downscale, batch_samples=batch_samples, threads=threads,
+                         checkpoint_interval=checkpoint_every)
     config.field.log2_table = hash_log2
     config.field.saliency_resolution = saliency_res
     config.admm.sparsity = sparsity
-    config.validate()
-    metrics = runs.train(config, out_dir, resume=resume, force=force, progress=progress)
+    if not resume:
+        config.validate()
+    try:
+        metrics = runs.train(config, out_dir, resume=resume, force=force, progress=progress)
+    except Interrupted as stop:
+        click.echo(f"{stop}; resume with: hollow-taichi train --resume --out {shlex.quote(str(out_dir))}", err=True)
+        sys.exit(stop.exit_code)
     click.echo(json.dumps(metrics, indent=2))
     click.echo(f"test renders in {out_dir / runs.RENDERS_NAME}, metrics in {out_dir / runs.METRICS_NAME}")
+
+
+def _eval_path(model: Path, split: str) -> Path:
+    if model.is_file():
+        return model.with_name(f"{model.stem}_eval_{split}.json")
+    return model / f"eval_{split}.json"
 
 
 @main.command(name="eval")
@@ -74,17 +91,18 @@ def train(scene, out_dir, arch, steps, minutes, downscale, seed, method, hash_lo
 @click.argument("scene", required=False, type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Where to write the JSON (default RUN_DIR/eval_SPLIT.json).")
+              help="Where to write the JSON (default RUN_DIR/eval_SPLIT.json, or MODEL_eval_SPLIT.json beside a "
+                   "compact model).")
 @click.option("--arch", type=click.Choice(ARCH_CHOICES), help="Backend (default: the run's).")
 def evaluate(run_dir, scene, split, out_file, arch):
-    """PSNR and SSIM of a trained run on a split of its scene (or of SCENE)."""
+    """PSNR and SSIM of a trained run (RUN_DIR, or a compact model file) on a split of its scene (or of SCENE)."""
     from hollow_taichi import runs
 
-    run = runs.load_run(run_dir, arch)
+    run = runs.load_model(run_dir, arch)
     images = getattr(runs.scene_for(run, scene), split)
     metrics = runs.evaluate(run.renderer, images)
     metrics.update(split=split, step=run.step)
-    out_file = out_file or run_dir / f"eval_{split}.json"
+    out_file = out_file or _eval_path(run_dir, split)
     out_file.write_text(json.dumps(metrics, indent=2))
     click.echo(json.dumps(metrics, indent=2))
 
@@ -100,14 +118,20 @@ def evaluate(run_dir, scene, split, out_file, arch):
 @click.option("--height", type=click.IntRange(min=1))
 @click.option("--scene", "scene", type=click.Path(path_type=Path), help="Scene folder (default: the run's).")
 @click.option("--arch", type=click.Choice(ARCH_CHOICES), help="Backend (default: the run's).")
-def render(run_dir, out_dir, split, orbit, video, width, height, scene, arch):
-    """Render frames of a trained run: a split's cameras or an orbit."""
+@click.option("--saliency", is_flag=True,
+              help="Instead of frames, write 5 z-slices of the saliency p(x) through the scene box (pruned: black).")
+def render(run_dir, out_dir, split, orbit, video, width, height, scene, arch, saliency):
+    """Render frames of a trained run (RUN_DIR, or a compact model file): a split's cameras or an orbit."""
     from hollow_taichi import runs
-    from hollow_taichi.export import render_frames
+    from hollow_taichi.export import render_frames, saliency_slices
 
     if split and orbit:
         raise click.UsageError("choose --split or --orbit, not both")
-    run = runs.load_run(run_dir, arch)
+    run = runs.load_model(run_dir, arch)
+    if saliency:
+        paths = saliency_slices(run.field, out_dir)
+        click.echo(f"wrote {len(paths)} saliency slices to {out_dir} (viridis: 0 purple, 1 yellow; pruned: black)")
+        return
     images = getattr(runs.scene_for(run, scene), split or "test")
     cameras = images.cameras.orbit(orbit) if orbit else images.cameras
     paths = render_frames(run.renderer, cameras, out_dir, width, height, video)
@@ -116,13 +140,38 @@ def render(run_dir, out_dir, split, orbit, video, width, height, scene, arch):
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def info(run_dir):
-    """What a run holds: method, steps, parameters, metrics."""
-    from hollow_taichi import runs
+@click.option("--out", "out_file", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The compact model file to write.")
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="cpu", show_default=True)
+def export(run_dir, out_file, arch):
+    """Write the compact model of a run: only its effective parameters (kept saliency, referenced hash rows, MLPs)."""
+    from hollow_taichi import compact, runs
 
-    run = runs.load_run(run_dir, "cpu")
+    run = runs.load_run(run_dir, arch)
+    effective = compact.save(out_file, run.config, run.field, run.renderer.occupancy, run.step)
+    click.echo(json.dumps({"params_total": runs.parameter_count(run.field), "params_effective": effective.as_dict(),
+                           "compact_bytes": out_file.stat().st_size}, indent=2))
+    click.echo(f"compact model in {out_file}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--compact", "compact_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="A compact model file (from export) whose size to report as well.")
+def info(run_dir, compact_file):
+    """What a run (RUN_DIR, or a compact model file) holds: method, steps, parameters, bytes, metrics."""
+    from hollow_taichi import checkpoint, compact, runs
+
+    run = runs.load_model(run_dir, "cpu")
+    effective = compact.effective_parameters(run.field, run.config.admm.prune_threshold)
     summary = {"method": run.config.method, "scene": run.config.scene, "step": run.step,
-               "params_total": runs.parameter_count(run.field)}
+               "params_total": runs.parameter_count(run.field), "params_effective": effective.as_dict()}
+    if run_dir.is_file():
+        summary["compact_bytes"] = run_dir.stat().st_size
+    else:
+        summary["checkpoint_bytes"] = (run_dir / checkpoint.CHECKPOINT_NAME).stat().st_size
+    if compact_file:
+        summary["compact_bytes"] = compact_file.stat().st_size
     metrics_path = Path(run_dir) / runs.METRICS_NAME
     if metrics_path.is_file():
         summary["metrics"] = json.loads(metrics_path.read_text())

@@ -117,12 +117,12 @@ class FieldBuffer:
         """Copy `tensor` (n, *trailing) into the first n rows; returns the field."""
         field = self.reserve(tensor.shape[0])
         if tensor.shape[0]:
-            transfer.ndarray_to_field(tensor.contiguous(), field, tensor.shape[0])
+            transfer.ndarray_to_field(tensor.detach().contiguous(), field, tensor.shape[0])
         return field
 
     def load_grad(self, tensor: torch.Tensor) -> None:
         if tensor.shape[0]:
-            transfer.ndarray_to_field(tensor.contiguous(), self.field.grad, tensor.shape[0])
+            transfer.ndarray_to_field(tensor.detach().contiguous(), self.field.grad, tensor.shape[0])
 
     def read(self, n: int, torch_dtype=torch.float32) -> torch.Tensor:
         return _read_rows(self.field, n, torch_dtype)

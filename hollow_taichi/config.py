@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import RunError
+from .files import atomic_write
 
 METHODS = ("hollow", "ngp")
 
@@ -52,6 +53,7 @@ class TrainConfig:
     lr_saliency: float = 1e-2
     lr_final_fraction: float = 0.03  # learning rate decays exponentially to lr * this
     weight_decay: float = 1e-6  # on MLP weights
+    march_steps: int | None = None  # finest steps per unit-cube diagonal; None: one per pixel footprint
     occupancy_resolution: int = 128
     occupancy_interval: int = 16
     occupancy_warmup: int = 256
@@ -97,13 +99,23 @@ class TrainConfig:
             raise RunError(f"configuration does not match this version of hollow-taichi: {error}") from None
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2))
+        """Write config.json atomically, so a crash never leaves a run without its configuration."""
+        text = json.dumps(self.to_dict(), indent=2)
+        atomic_write(path, lambda file: file.write(text.encode("utf-8")))
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            values = json.loads(path.read_text())
         except FileNotFoundError:
             raise RunError(f"{path}: no run configuration here (is this a training output folder?)") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise RunError(f"{path}: cannot read ({error})") from None
         except json.JSONDecodeError as error:
             raise RunError(f"{path}: malformed JSON ({error})") from None
+        if not isinstance(values, dict):
+            raise RunError(f"{path}: expected a JSON object at the top level")
+        try:
+            return cls.from_dict(values)
+        except RunError as error:
+            raise RunError(f"{path}: {error}") from None

@@ -15,3 +15,11 @@ class BackendError(HollowError):
 
 class RunError(HollowError):
     """A run folder, checkpoint or configuration that cannot be used."""
+
+
+class Interrupted(HollowError):
+    """Training stopped by a signal after saving a checkpoint; exit with 128 + the signal's number."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number

@@ -45,6 +45,8 @@ def soft_zero_gate(features: torch.Tensor, alpha: float) -> torch.Tensor:
 class HollowField(nn.Module):
     """The radiance field over the scene box `aabb` (2, 3); `hollow` switches saliency and gate on."""
 
+    kept_cells: torch.Tensor | None = None  # (R-1)^3 bool once pruned: see prune()
+
     def __init__(self, config: FieldConfig, aabb: torch.Tensor, hollow: bool, aabb_scale: int = 1,
                  generator: torch.Generator | None = None):
         super().__init__()
@@ -84,7 +86,31 @@ class HollowField(nn.Module):
         features = self.encoder(unit, self.table)
         if self.hollow:
             features, _ = self.saliency(unit, features, self.saliency_logits)
+            if self.kept_cells is not None:
+                features = features * self.kept_at(unit)[:, None]
         return features
+
+    def prune(self, kept_cells: torch.Tensor | None) -> None:
+        """From now on, points in saliency cells where kept_cells (R-1, R-1, R-1) is False decode to
+        v = 0, hence zero density through the gate; None stops pruning.
+
+        Their saliency is below the prune threshold but not zero, and the gate is ~1 for any v well
+        above 1/alpha, so without this they would still have density. A compact model drops what
+        those cells read, and full and compact models prune alike (hollow_taichi.compact).
+        """
+        self.kept_cells = kept_cells
+
+    def kept_at(self, unit: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: whether unit-cube points (N, 3) lie in a kept saliency cell (True unpruned).
+
+        The cell is found as kernels.saliency_grid finds it (float32, clamped), so a point is judged
+        by the cell whose corners its saliency comes from.
+        """
+        if self.kept_cells is None:
+            return torch.ones(unit.shape[0], dtype=torch.bool, device=unit.device)
+        cells = self.kept_cells.shape[0]
+        index = torch.floor(unit.float().clamp(0.0, 1.0) * cells).long().clamp(max=cells - 1)
+        return self.kept_cells[index[:, 0], index[:, 1], index[:, 2]]
 
     def _density_and_geometry(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.encode(positions)

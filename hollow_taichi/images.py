@@ -10,6 +10,9 @@ import torch
 
 from .errors import HollowError, SceneError
 
+# OpenCV would print its own warnings (a truncated PNG or JPEG) beside read_image's one-line error.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 _JPEG_START = b"\xff\xd8"
 _JPEG_SCAN = b"\xff\xda"
 _JPEG_END = b"\xff\xd9"

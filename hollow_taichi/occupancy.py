@@ -15,13 +15,15 @@ import torch
 from . import ops
 
 MIN_OPTICAL_THICKNESS = 0.01
-STEPS_PER_UNIT_DIAGONAL = 1024  # Instant-NGP's NERF_STEPS: the finest step is sqrt(3) / 1024
+INSTANT_NGP_STEPS = 1024  # Instant-NGP's NERF_STEPS: the finest step is sqrt(3) / 1024
 _EVAL_CHUNK = 1 << 18
 
 
 class OccupancyGrid:
-    def __init__(self, cascades: int, resolution: int = 128, decay: float = 0.95, device=None):
+    def __init__(self, cascades: int, resolution: int = 128, decay: float = 0.95, device=None,
+                 steps_per_diagonal: int = INSTANT_NGP_STEPS):
         self.cascades = cascades
+        self.steps_per_diagonal = steps_per_diagonal
         self.resolution = resolution
         self.decay = decay
         self.n_cells = cascades * resolution**3
@@ -31,11 +33,13 @@ class OccupancyGrid:
 
     @property
     def dt_min(self) -> float:
-        return math.sqrt(3) / STEPS_PER_UNIT_DIAGONAL
+        """The finest step: the unit cube's diagonal in steps_per_diagonal steps."""
+        return math.sqrt(3) / self.steps_per_diagonal
 
     @property
     def dt_max(self) -> float:
-        return self.dt_min * (1 << (self.cascades - 1)) * STEPS_PER_UNIT_DIAGONAL / self.resolution
+        """The coarsest step (cone tracing): the diagonal of a cell of the outermost cascade."""
+        return math.sqrt(3) * (1 << (self.cascades - 1)) / self.resolution
 
     def occupied_fraction(self) -> float:
         bits = torch.bitwise_and(self.bitfield[:, None] >> torch.arange(8, device=self.bitfield.device), 1)

@@ -15,7 +15,7 @@ import torch
 
 from . import backend
 from .backend import FieldBuffer, ParameterField
-from .kernels import hash_grid, occupancy_grid, ray_march, saliency_grid, sh_encoding, volume_render
+from .kernels import compaction, hash_grid, occupancy_grid, ray_march, saliency_grid, sh_encoding, volume_render
 
 
 def _float32(tensor: torch.Tensor) -> torch.Tensor:
@@ -210,6 +210,15 @@ class PackedSamples:
     def n_samples(self) -> int:
         return self.ray_indices.shape[0]
 
+    def select(self, keep: torch.Tensor) -> "PackedSamples":
+        """The samples where keep (M,) bool is set, still packed ray by ray (every ray kept, maybe empty)."""
+        counts = torch.zeros_like(self.counts)
+        ray_indices = self.ray_indices[keep]
+        counts.index_add_(0, ray_indices.long(), torch.ones_like(ray_indices))
+        return PackedSamples(ray_indices=ray_indices, t_starts=self.t_starts[keep], t_ends=self.t_ends[keep],
+                             positions=self.positions[keep], offsets=(torch.cumsum(counts, 0) - counts).to(torch.int32),
+                             counts=counts)
+
 
 @dataclass(frozen=True)
 class MarchSettings:
@@ -343,6 +352,19 @@ class Compositor:
         return self._sigma.read_grad(n_samples), self._rgb.read_grad(n_samples)
 
 
+def transmittance(sigma: torch.Tensor, samples: PackedSamples) -> torch.Tensor:
+    """T_s (M,): the fraction of light reaching each sample through the ones before it on its ray.
+
+    No gradient: the renderer uses it to drop samples that early termination would ignore.
+    """
+    sigma = _float32(sigma.detach())
+    out = torch.empty_like(sigma)
+    if samples.n_samples:
+        volume_render.transmittance(sigma, _float32(samples.t_ends - samples.t_starts), _int32(samples.offsets),
+                                    _int32(samples.counts), out, samples.n_rays)
+    return out
+
+
 class _Composite(torch.autograd.Function):
     @staticmethod
     def forward(ctx, sigma, rgb, samples: PackedSamples, background, compositor: Compositor):
@@ -383,3 +405,25 @@ def occupancy_decay_and_splat(density: torch.Tensor, cells: torch.Tensor, values
 def occupancy_pack_bits(density: torch.Tensor, bitfield: torch.Tensor, threshold: float) -> None:
     """In place: bit i of bitfield = density[i] > threshold."""
     occupancy_grid.pack_bits(density, bitfield, threshold)
+
+
+# --- compaction --------------------------------------------------------------------------------
+
+
+def referenced_rows(kept_cells: torch.Tensor, saliency_cells: int, resolution: int, table_size: int) -> torch.Tensor:
+    """Rows (table_size,) bool of one level's table that points in the kept saliency cells can read.
+
+    kept_cells (K, 3) int: coordinates of the kept cells of a grid of saliency_cells^3 cells over the
+    unit cube; resolution: the level's grid resolution. See kernels.compaction for which vertices count.
+    Cells go in chunks of 1, 2, 4, ... cells, stopping once every row is marked: a hashed level
+    fills its table long before its vertices run out, so this bounds the cost at fine resolutions
+    (one saliency cell of a coarse grid can hold millions of a fine level's vertices).
+    """
+    cells = _int32(kept_cells)
+    rows = torch.zeros(table_size, dtype=torch.int32, device=cells.device)
+    first, chunk = 0, 1
+    while first < cells.shape[0] and not rows.all():
+        last = min(first + chunk, cells.shape[0])
+        compaction.mark_referenced_rows(cells, first, last, saliency_cells, resolution, rows)
+        first, chunk = last, 2 * chunk
+    return rows.bool()

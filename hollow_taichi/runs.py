@@ -12,14 +12,15 @@ from pathlib import Path
 
 import torch
 
-from . import backend, checkpoint
+from . import backend, checkpoint, compact
 from .config import TrainConfig
 from .errors import RunError
+from .files import remove_temporaries
 from .images import write_png
 from .metrics import psnr, ssim
 from .renderer import Renderer
 from .scenes import ImageSet, Scene, load_scene
-from .trainer import Trainer, build_model, ground_truth
+from .trainer import Trainer, build_model, ground_truth, resolve_march_steps
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.json"
@@ -27,17 +28,28 @@ RENDERS_NAME = "renders"
 
 
 def prepare_run_dir(out_dir: Path, config: TrainConfig, resume: bool, force: bool) -> None:
-    """Create the run folder, refusing one that holds a different run unless `force`."""
+    """Create the run folder, refusing one that holds a different run unless `force`.
+
+    Resuming keeps the folder (the trainer loads its checkpoint) and deletes what saves cut short
+    by a crash left behind.
+    """
     config_path = out_dir / CONFIG_NAME
+    checkpoint_path = out_dir / checkpoint.CHECKPOINT_NAME
     if resume:
-        if not (out_dir / checkpoint.CHECKPOINT_NAME).is_file():
+        if not checkpoint_path.is_file():
             raise RunError(f"{out_dir}: nothing to resume (no {checkpoint.CHECKPOINT_NAME})")
+        remove_temporaries(checkpoint_path)
         return
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         what = "holds another run" if config_path.exists() else "is not empty"
         raise RunError(f"{out_dir} {what}: choose another --out, --resume it, or pass --force to overwrite")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"{out_dir}: cannot create the run folder ({error.strerror or error})") from None
+    remove_temporaries(checkpoint_path)
+    checkpoint_path.unlink(missing_ok=True)
+    (out_dir / METRICS_NAME).unlink(missing_ok=True)
     config.save(config_path)
 
 
@@ -47,21 +59,25 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False, force: bool 
     out_dir = Path(out_dir)
     if resume:
         config = resume_config(out_dir, config)
-    prepare_run_dir(out_dir, config, resume, force)
     scene = load_scene(config.scene, config.downscale)
+    resolve_march_steps(config, scene)
+    prepare_run_dir(out_dir, config, resume, force)
     trainer = Trainer(scene, config, out_dir, progress=progress)
     if resume:
-        trainer.load_state_dict(checkpoint.load(out_dir / checkpoint.CHECKPOINT_NAME))
+        trainer.load_checkpoint(out_dir / checkpoint.CHECKPOINT_NAME)
+        config.save(out_dir / CONFIG_NAME)  # with the budget this resumed run goes on to
     started = time.perf_counter()
     trainer.run()
     train_seconds = time.perf_counter() - started
+    threshold = config.admm.prune_threshold
+    compact.apply_pruning(trainer.field, threshold)
     metrics = evaluate(trainer.renderer, scene.test, out_dir / RENDERS_NAME)
     metrics.update(
         steps=trainer.step,
         train_seconds=round(trainer.elapsed, 2),
         wall_seconds=round(train_seconds, 2),
         params_total=parameter_count(trainer.field),
-        params_effective=parameter_count(trainer.field),
+        params_effective=compact.effective_parameters(trainer.field, threshold).total,
         method=config.method,
         arch=backend.active(),
         scene=str(config.scene),
@@ -71,9 +87,11 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False, force: bool 
 
 
 def resume_config(out_dir: Path, requested: TrainConfig) -> TrainConfig:
-    """The saved configuration, with the budget (steps/minutes) taken from the new request."""
+    """The saved configuration; a budget (steps/minutes) in the new request replaces the saved one."""
     saved = TrainConfig.load(out_dir / CONFIG_NAME)
-    saved.steps, saved.minutes = requested.steps, requested.minutes
+    if requested.steps is not None or requested.minutes is not None:
+        saved.steps, saved.minutes = requested.steps, requested.minutes
+    saved.validate()
     return saved
 
 
@@ -120,15 +138,27 @@ def load_run(run_dir: Path, arch: str | None = None) -> LoadedRun:
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run folder")
     config = TrainConfig.load(run_dir / CONFIG_NAME)
-    state = checkpoint.load(run_dir / checkpoint.CHECKPOINT_NAME)
+    path = run_dir / checkpoint.CHECKPOINT_NAME
+    state = checkpoint.load(path)
+    checkpoint.check_config(path, state, config.to_dict())
     backend.init(arch or config.arch, config.threads)
-    scene_box = state["field"]["aabb"]
-    aabb_scale = int(round((scene_box[1] - scene_box[0])[0].item()))
-    field, occupancy, renderer = build_model(config, scene_box, aabb_scale)
-    field.load_state_dict(state["field"])
-    field.gate_alpha = state["gate_alpha"]
-    occupancy.load_state_dict(state["occupancy"])
+    with checkpoint.restoring(path):
+        scene_box = state["field"]["aabb"]
+        aabb_scale = int(round((scene_box[1] - scene_box[0])[0].item()))
+        field, occupancy, renderer = build_model(config, scene_box, aabb_scale)
+        field.load_state_dict(state["field"])
+        field.gate_alpha = state["gate_alpha"]
+        occupancy.load_state_dict(state["occupancy"])
+    compact.apply_pruning(field, config.admm.prune_threshold)
     return LoadedRun(config, renderer, state["step"])
+
+
+def load_model(path: Path, arch: str | None = None) -> LoadedRun:
+    """A run folder, or a compact model file written by `export`, ready to render (pruned)."""
+    path = Path(path)
+    if path.is_file():
+        return LoadedRun(*compact.load(path, arch))
+    return load_run(path, arch)
 
 
 def scene_for(run: LoadedRun, scene_path: str | None) -> Scene:

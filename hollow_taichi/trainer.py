@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +14,16 @@ from tqdm import tqdm
 from . import backend, checkpoint
 from .admm import AdmmPruner
 from .config import TrainConfig
-from .errors import RunError
+from .errors import Interrupted, RunError
 from .field import HollowField
 from .metrics import psnr, rgba_to_rgb
-from .occupancy import OccupancyGrid
-from .renderer import Renderer
+from .occupancy import INSTANT_NGP_STEPS, OccupancyGrid
+from .renderer import Renderer, march_steps_for
 from .scenes import ImageSet, Scene
 
 WHITE = (1.0, 1.0, 1.0)
 _MIN_RAYS = 256
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass
@@ -31,8 +34,38 @@ class StepStats:
     rays: int
 
 
+class StopSignals:
+    """While active, SIGINT and SIGTERM are recorded in `received` instead of ending the process,
+    so that the training loop can stop after the step it is in. Signals reach only the main
+    thread; elsewhere the handlers are left alone."""
+
+    def __init__(self):
+        self.received: signal.Signals | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for number in STOP_SIGNALS:
+                self._previous[number] = signal.signal(number, self._record)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def _record(self, number: int, frame) -> None:
+        self.received = signal.Signals(number)
+
+
 def cascades_for(aabb_scale: int) -> int:
     return int(math.log2(aabb_scale)) + 1
+
+
+def resolve_march_steps(config: TrainConfig, scene: Scene) -> None:
+    """Fill in config.march_steps (None: about one step per pixel footprint of the training images)."""
+    if config.march_steps is None:
+        config.march_steps = march_steps_for(scene.train.cameras)
 
 
 def build_model(config: TrainConfig, aabb: torch.Tensor, aabb_scale: int,
@@ -40,7 +73,8 @@ def build_model(config: TrainConfig, aabb: torch.Tensor, aabb_scale: int,
     """Field, occupancy grid and renderer for a scene box; Taichi must already be started."""
     device = backend.device()
     field = HollowField(config.field, aabb.to(device), config.hollow, aabb_scale, generator).to(device)
-    occupancy = OccupancyGrid(cascades_for(aabb_scale), config.occupancy_resolution, config.occupancy_decay, device)
+    occupancy = OccupancyGrid(cascades_for(aabb_scale), config.occupancy_resolution, config.occupancy_decay, device,
+                              config.march_steps or INSTANT_NGP_STEPS)
     renderer = Renderer(field, occupancy, cone_angle=0.0 if aabb_scale == 1 else 1.0 / 256)
     return field, occupancy, renderer
 
@@ -70,6 +104,7 @@ class Trainer:
         self.device = backend.device()
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
+        resolve_march_steps(config, scene)
         self.field, self.occupancy, self.renderer = build_model(config, scene.aabb, scene.aabb_scale, self.generator)
         self.optimizer = make_optimizer(self.field, config)
         self.admm = AdmmPruner(config.admm) if config.hollow else None
@@ -77,6 +112,7 @@ class Trainer:
         self.train_cameras = scene.train.cameras.to(self.device)
         self.step = 0
         self.elapsed = 0.0
+        self.checkpoint_step: int | None = None
         self.rays_per_step = min(config.max_rays, 1 << 12)
 
     # --- schedule ------------------------------------------------------------------------------
@@ -130,7 +166,7 @@ class Trainer:
         if self.admm_active():
             loss = loss + self.admm.penalty(self.field.saliency_probabilities())
         if not torch.isfinite(loss):
-            raise RunError(f"training diverged: loss is {loss.item()} at step {self.step}")
+            raise RunError(f"training diverged: loss is {loss.item()} at step {self.step}; {self.checkpoint_note()}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -154,21 +190,32 @@ class Trainer:
         return self.budget_fraction() >= 1.0
 
     def run(self) -> None:
-        """Train until the budget is spent, checkpointing on the way and at the end."""
-        bar = tqdm(total=self.config.steps, disable=not self.progress, unit="step", dynamic_ncols=True,
-                   initial=self.step)
-        while not self.finished():
-            started = time.perf_counter()
-            stats = self.train_step()
-            self.elapsed += time.perf_counter() - started
-            bar.update(1)
-            bar.set_postfix(self._postfix(stats, time.perf_counter() - started), refresh=False)
-            if self.config.eval_interval and self.step % self.config.eval_interval == 0:
-                bar.write(f"step {self.step}: val PSNR {self.evaluate_psnr(self.scene.val, self.config.eval_images):.2f} dB")
-            if self.config.checkpoint_interval and self.step % self.config.checkpoint_interval == 0:
-                self.save_checkpoint()
-        bar.close()
-        self.save_checkpoint()
+        """Train until the budget is spent, checkpointing on the way and at the end.
+
+        SIGINT or SIGTERM stops the loop after the current step; the checkpoint is saved, then
+        Interrupted is raised.
+        """
+        with StopSignals() as stop:
+            with tqdm(total=self.config.steps, disable=not self.progress, unit="step", dynamic_ncols=True,
+                      initial=self.step) as bar:
+                while not self.finished() and stop.received is None:
+                    self._run_step(bar)
+            path = self.save_checkpoint()
+        if stop.received is not None:
+            raise Interrupted(f"interrupted by {stop.received.name} at step {self.step}: checkpoint saved in {path}",
+                              stop.received)
+
+    def _run_step(self, bar: tqdm) -> None:
+        """One training step with its progress report, periodic evaluation and checkpoint."""
+        started = time.perf_counter()
+        stats = self.train_step()
+        self.elapsed += time.perf_counter() - started
+        bar.update(1)
+        bar.set_postfix(self._postfix(stats, time.perf_counter() - started), refresh=False)
+        if self.config.eval_interval and self.step % self.config.eval_interval == 0:
+            bar.write(f"step {self.step}: val PSNR {self.evaluate_psnr(self.scene.val, self.config.eval_images):.2f} dB")
+        if self.config.checkpoint_interval and self.step % self.config.checkpoint_interval == 0:
+            self.save_checkpoint()
 
     def _postfix(self, stats: StepStats, seconds: float) -> dict:
         postfix = {"loss": f"{stats.loss:.4f}", "psnr": f"{stats.psnr:.2f}",
@@ -223,11 +270,29 @@ class Trainer:
             self.admm.load_state_dict(state["admm"])
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["generator"])
+        self.checkpoint_step = self.step
+
+    def load_checkpoint(self, path: Path) -> None:
+        """Continue from the checkpoint at `path`; RunError if it was trained with other settings."""
+        state = checkpoint.load(path)
+        checkpoint.check_config(path, state, self.config.to_dict())
+        with checkpoint.restoring(path):
+            self.load_state_dict(state)
 
     def save_checkpoint(self) -> Path:
+        """Save the training state atomically; a diverged state never replaces the last good one."""
+        if not all(torch.isfinite(parameter).all() for parameter in self.field.parameters()):
+            raise RunError(f"training diverged: non-finite parameters at step {self.step}; {self.checkpoint_note()}")
         path = self.out_dir / checkpoint.CHECKPOINT_NAME
         checkpoint.save(path, self.state_dict())
+        self.checkpoint_step = self.step
         return path
+
+    def checkpoint_note(self) -> str:
+        """Where the last complete checkpoint of this run is, for messages."""
+        if self.checkpoint_step is None:
+            return "no checkpoint was saved yet"
+        return f"the last good checkpoint (step {self.checkpoint_step}) is {self.out_dir / checkpoint.CHECKPOINT_NAME}"
 
 
 def ground_truth(images: ImageSet, index: int) -> torch.Tensor:

@@ -61,3 +61,14 @@ def add_background(color: ti.template(), opacity: ti.template(), background: ti.
     for r in range(n_rays):
         for c in ti.static(range(3)):
             out_color[r, c] = color[r, c] + (1.0 - opacity[r]) * background[r, c]
+
+
+@ti.kernel
+def transmittance(sigma: ti.types.ndarray(ndim=1), dt: ti.types.ndarray(ndim=1), offsets: ti.types.ndarray(ndim=1),
+                  counts: ti.types.ndarray(ndim=1), out: ti.types.ndarray(ndim=1), n_rays: ti.i32):
+    """out[s] = T_s = exp(-tau_s), the light reaching sample s; no gradient (sample culling)."""
+    for r in range(n_rays):
+        running = 0.0
+        for s in range(offsets[r], offsets[r] + counts[r]):
+            out[s] = ti.exp(-running)
+            running += sigma[s] * dt[s]

@@ -1,0 +1,52 @@
+"""A tiny Blender-layout scene that trains in seconds, and the CLI settings that keep runs on it small.
+
+The cameras stand far from the object box and see it small, so that most rays miss the box and a
+training step marches few samples.
+"""
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hollow_taichi.scenes.cameras import look_at
+
+FRAMES = 8
+SIZE = 24
+CAMERA_ANGLE_X = 1.2
+CAMERA_DISTANCE = 12.0  # Blender units; the object box is [-1.5, 1.5]^3
+TRAIN_FILE = "transforms_train.json"
+SMALL_RUN = ("--arch", "cpu", "--hash-log2", "12", "--saliency-res", "32", "--batch-samples", "1024",
+             "--no-progress")
+
+
+def ring_poses(count: int) -> np.ndarray:
+    """(count, 4, 4) OpenGL camera-to-world poses on a ring around the origin, looking at it."""
+    angles = np.arange(count) * 2 * math.pi / count
+    eyes = np.stack([np.cos(angles), np.sin(angles), np.full(count, 0.3)], axis=-1) * CAMERA_DISTANCE
+    c2w = look_at(eyes, np.zeros(3), np.array([0.0, 0.0, 1.0]))
+    bottom = np.broadcast_to(np.array([0.0, 0.0, 0.0, 1.0]), (count, 1, 4))
+    return np.concatenate([c2w, bottom], axis=1)
+
+
+def frame_pixels(index: int, height: int = SIZE, width: int = SIZE) -> np.ndarray:
+    """Frame `index`: random (height, width, 3) uint8 RGB, the same for the same arguments."""
+    return np.random.default_rng(index).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def write_image(path: Path, pixels: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
+
+
+def tiny_scene(root: Path, frames: int = FRAMES) -> Path:
+    """Write `frames` images train/r_<i>.png and transforms_train.json (no test file: frame 0 is
+    held out for test); the file declares w and h, so size mismatches are detectable."""
+    entries = []
+    for index, pose in enumerate(ring_poses(frames)):
+        write_image(root / "train" / f"r_{index}.png", frame_pixels(index))
+        entries.append({"file_path": f"./train/r_{index}", "transform_matrix": pose.tolist()})
+    transforms = {"camera_angle_x": CAMERA_ANGLE_X, "w": SIZE, "h": SIZE, "frames": entries}
+    (root / TRAIN_FILE).write_text(json.dumps(transforms))
+    return root

@@ -1,0 +1,96 @@
+"""Bad input through `hollow-taichi train`: one line `error: ...` naming the file or value, a non-zero
+exit, no traceback, and no run folder left behind. These fail before any training starts."""
+import json
+
+import pytest
+from click.testing import CliRunner
+from scenes_util import SIZE, SMALL_RUN, TRAIN_FILE, frame_pixels, tiny_scene, write_image
+
+from hollow_taichi.app.cli import main
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def error_line(result) -> str:
+    """The one `error:` line of a failed command (the output may start with Taichi's banner)."""
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), result.exc_info
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def edit_transforms(root, edit) -> None:
+    path = root / TRAIN_FILE
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def set_pose_entry(frame: int, value):
+    return lambda data: data["frames"][frame]["transform_matrix"][1].__setitem__(3, value)
+
+
+BAD_SCENES = {
+    "no transforms file": (lambda root: (root / TRAIN_FILE).unlink(), "transforms_train.json or transforms.json"),
+    "malformed JSON": (lambda root: (root / TRAIN_FILE).write_text('{"frames": [oops]}'), TRAIN_FILE),
+    "missing image": (lambda root: (root / "train" / "r_3.png").unlink(), "train/r_3 not found"),
+    "unreadable image": (lambda root: (root / "train" / "r_4.png").write_bytes(b"not a png"), "r_4.png"),
+    "truncated image": (lambda root: (root / "train" / "r_5.png").write_bytes(
+        (root / "train" / "r_5.png").read_bytes()[:-30]), "r_5.png"),
+    "image size differs from JSON": (lambda root: write_image(root / "train" / "r_6.png",
+                                                              frame_pixels(6, SIZE - 4, SIZE)), "r_6.png"),
+    "non-finite pose": (lambda root: edit_transforms(root, set_pose_entry(2, float("nan"))), "frame 2"),
+    "zero frames": (lambda root: edit_transforms(root, lambda data: data.update(frames=[])), "zero frames"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SCENES)
+def test_bad_scene(tmp_path, case):
+    root = tiny_scene(tmp_path / "scene")
+    breaks, named = BAD_SCENES[case]
+    breaks(root)
+    line = error_line(run_cli("train", root, "--out", tmp_path / "run", "--steps", 1, *SMALL_RUN))
+    assert named in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_scene_folder(tmp_path):
+    line = error_line(run_cli("train", tmp_path / "no_such_scene", "--out", tmp_path / "run", *SMALL_RUN))
+    assert "no_such_scene" in line and "does not exist" in line
+
+
+def test_unknown_arch(tmp_path):
+    result = run_cli("train", tmp_path, "--out", tmp_path / "run", "--arch", "tpu")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'tpu' is not one of" in result.output
+
+
+def test_zero_steps(tmp_path):
+    line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", tmp_path / "run", "--steps", 0,
+                              *SMALL_RUN))
+    assert "--steps must be at least 1, got 0" in line
+
+
+def test_output_folder_of_another_run_needs_force(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", out, "--steps", 1, *SMALL_RUN))
+    assert f"{out} holds another run" in line and "--force" in line
+    assert (out / "config.json").read_text() == "{}"
+
+
+def test_resume_without_a_run(tmp_path):
+    line = error_line(run_cli("train", "--resume", "--out", tmp_path / "empty", *SMALL_RUN))
+    assert str(tmp_path / "empty" / "config.json") in line
+
+
+def test_output_folder_that_cannot_be_made(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    out = tmp_path / "a_file" / "run"
+    line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", out, "--steps", 1, *SMALL_RUN))
+    assert f"{out}: cannot create the run folder" in line
