@@ -12,7 +12,7 @@ from .occupancy import INSTANT_NGP_STEPS, OccupancyGrid
 from .scenes import Cameras
 from .scenes.cameras import SCENE_CENTRE
 
-_INFERENCE_RAYS = 1 << 13
+_INFERENCE_RAYS = 1 << 12
 MIN_MARCH_STEPS = 128
 
 

@@ -112,8 +112,10 @@ class Trainer:
         self.train_cameras = scene.train.cameras.to(self.device)
         self.step = 0
         self.elapsed = 0.0
+        self.samples_trained = 0  # samples that went through the field's forward and backward
         self.checkpoint_step: int | None = None
-        self.rays_per_step = min(config.max_rays, 1 << 12)
+        # The first batch assumes every ray marches the whole box; later batches adapt to what they saw.
+        self.rays_per_step = min(config.max_rays, max(_MIN_RAYS, config.batch_samples // config.march_steps))
 
     # --- schedule ------------------------------------------------------------------------------
 
@@ -210,6 +212,7 @@ class Trainer:
         started = time.perf_counter()
         stats = self.train_step()
         self.elapsed += time.perf_counter() - started
+        self.samples_trained += stats.samples
         bar.update(1)
         bar.set_postfix(self._postfix(stats, time.perf_counter() - started), refresh=False)
         if self.config.eval_interval and self.step % self.config.eval_interval == 0:

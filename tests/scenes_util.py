@@ -1,4 +1,5 @@
-"""A tiny Blender-layout scene that trains in seconds, and the CLI settings that keep runs on it small.
+"""A tiny Blender-layout scene that trains in seconds, the CLI settings that keep runs on it small, and
+helpers that run the CLI and read its one-line errors.
 
 The cameras stand far from the object box and see it small, so that most rays miss the box and a
 training step marches few samples.
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from click.testing import CliRunner
 
+from hollow_taichi.app.cli import main
 from hollow_taichi.scenes.cameras import look_at
 
 FRAMES = 8
@@ -50,3 +53,18 @@ def tiny_scene(root: Path, frames: int = FRAMES) -> Path:
     transforms = {"camera_angle_x": CAMERA_ANGLE_X, "w": SIZE, "h": SIZE, "frames": entries}
     (root / TRAIN_FILE).write_text(json.dumps(transforms))
     return root
+
+
+def run_cli(*args):
+    """Invoke `hollow-taichi` in-process with the given arguments (any type str() turns into one)."""
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def error_line(result) -> str:
+    """The one `error: ...` line of a failed command, which must not show a traceback."""
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), result.exc_info
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.output
+    return errors[0]

@@ -3,24 +3,7 @@ exit, no traceback, and no run folder left behind. These fail before any trainin
 import json
 
 import pytest
-from click.testing import CliRunner
-from scenes_util import SIZE, SMALL_RUN, TRAIN_FILE, frame_pixels, tiny_scene, write_image
-
-from hollow_taichi.app.cli import main
-
-
-def run_cli(*args: str):
-    return CliRunner().invoke(main, [str(arg) for arg in args])
-
-
-def error_line(result) -> str:
-    """The one `error:` line of a failed command (the output may start with Taichi's banner)."""
-    assert result.exit_code != 0
-    assert isinstance(result.exception, SystemExit), result.exc_info
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.output
-    return errors[0]
+from scenes_util import SIZE, SMALL_RUN, TRAIN_FILE, error_line, frame_pixels, run_cli, tiny_scene, write_image
 
 
 def edit_transforms(root, edit) -> None:

@@ -11,11 +11,9 @@ import time
 
 import pytest
 import torch
-from click.testing import CliRunner
-from scenes_util import SMALL_RUN, tiny_scene
+from scenes_util import SMALL_RUN, error_line, run_cli, tiny_scene
 
 from hollow_taichi import checkpoint, runs
-from hollow_taichi.app.cli import main
 from hollow_taichi.field import HollowField
 from hollow_taichi.trainer import Trainer
 
@@ -23,23 +21,9 @@ CHECKPOINT = checkpoint.CHECKPOINT_NAME
 SUBPROCESS_TIMEOUT = 180
 
 
-def run_cli(*args):
-    return CliRunner().invoke(main, [str(arg) for arg in args])
-
-
 def succeeded(result):
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result
-
-
-def error_line(result) -> str:
-    """The one `error:` line of a failed command, which must not show a traceback."""
-    assert result.exit_code != 0
-    assert isinstance(result.exception, SystemExit), result.exc_info
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.output
-    return errors[0]
 
 
 def train(scene, out, steps, *extra):
@@ -58,8 +42,6 @@ def trained_run(tmp_path_factory):
 @pytest.fixture
 def run_copy(trained_run, tmp_path):
     return shutil.copytree(trained_run, tmp_path / "run")
-
-
 
 
 # --- resume -----------------------------------------------------------------------------------

@@ -74,5 +74,7 @@ def test_render_split_uses_the_run_scene(run_dir, tmp_path):
 
 
 def test_info_reports_the_run(run_dir):
-    summary = json.loads(cli("info", run_dir).output[cli("info", run_dir).output.index("{"):])
+    output = cli("info", run_dir).output
+    summary = json.loads(output[output.index("{"):])
     assert summary["method"] == "hollow" and summary["step"] == TRAIN_STEPS
+    assert summary["params_effective"]["total"] <= summary["params_total"]

@@ -95,3 +95,49 @@ def test_empty_batch(arch):
     color, opacity, depth = ops.Compositor()(torch.zeros(0), torch.zeros(0, 3), samples, background)
     torch.testing.assert_close(color, background)
     assert opacity.abs().sum() == 0 and depth.abs().sum() == 0
+
+
+def reference_transmittance(sigma, samples):
+    """exp(-sum of sigma * dt over the samples before each one on its ray), in float64."""
+    out = torch.empty(samples.n_samples, dtype=torch.float64)
+    dt = (samples.t_ends - samples.t_starts).double()
+    for start, count in zip(samples.offsets.tolist(), samples.counts.tolist()):
+        x = sigma[start:start + count].double() * dt[start:start + count]
+        out[start:start + count] = torch.exp(-(torch.cumsum(x, 0) - x))
+    return out
+
+
+def test_transmittance_matches_reference(arch):
+    generator = torch.Generator().manual_seed(5)
+    samples = packed([0, 1, 7, 30, 4], generator)
+    sigma = torch.rand(samples.n_samples, generator=generator) * 40
+    torch.testing.assert_close(ops.transmittance(sigma, samples).double(), reference_transmittance(sigma, samples),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_select_keeps_packing_and_dropping_occluded_samples_changes_nothing(arch):
+    """Dropping samples whose transmittance is below the compositor's threshold (what the renderer
+    does before the full field runs) leaves colours, opacity, depth and kept gradients unchanged."""
+    generator = torch.Generator().manual_seed(6)
+    samples = packed([12, 0, 25, 3, 40], generator)
+    sigma = (torch.rand(samples.n_samples, generator=generator) * 300).requires_grad_()
+    rgb = torch.rand(samples.n_samples, 3, generator=generator).requires_grad_()
+    background = torch.rand(samples.n_rays, 3, generator=generator)
+    compositor = ops.Compositor()
+    keep = ops.transmittance(sigma, samples) >= compositor.min_transmittance
+    assert 0 < keep.sum() < samples.n_samples
+    kept = samples.select(keep)
+    assert kept.counts.tolist() == [int(keep[samples.ray_indices == r].sum()) for r in range(samples.n_rays)]
+    assert (kept.offsets == torch.cumsum(kept.counts, 0) - kept.counts).all()
+    assert (kept.ray_indices == samples.ray_indices[keep]).all()
+    full = compositor(sigma, rgb, samples, background)
+    sigma_grad, rgb_grad = torch.autograd.grad(sum(out.sum() for out in full), (sigma, rgb))
+    sigma_kept = sigma.detach()[keep].requires_grad_()
+    rgb_kept = rgb.detach()[keep].requires_grad_()
+    culled = compositor(sigma_kept, rgb_kept, kept, background)
+    for a, b in zip(full, culled):
+        torch.testing.assert_close(a, b)
+    culled_grads = torch.autograd.grad(sum(out.sum() for out in culled), (sigma_kept, rgb_kept))
+    torch.testing.assert_close(culled_grads[0], sigma_grad[keep])
+    torch.testing.assert_close(culled_grads[1], rgb_grad[keep])
+    assert (sigma_grad[~keep] == 0).all()

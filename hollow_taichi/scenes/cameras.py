@@ -93,6 +93,10 @@ class Cameras:
         """True when some camera has a non-zero distortion coefficient."""
         return bool(self.distortion.any())
 
+    def subset(self, indices: list[int]) -> Cameras:
+        """The cameras at `indices`, in that order."""
+        return Cameras(self.c2w[indices], self.intrinsics[indices], self.distortion[indices], self.width, self.height)
+
     def to(self, device: torch.device | str) -> Cameras:
         """The same cameras with their tensors on `device`."""
         return Cameras(self.c2w.to(device), self.intrinsics.to(device), self.distortion.to(device),

@@ -19,6 +19,10 @@ class ImageSet:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def subset(self, indices: list[int]) -> "ImageSet":
+        """The frames at `indices`, in that order (say, a few test views for a quick evaluation)."""
+        return ImageSet(self.images[indices], self.cameras.subset(indices), [self.paths[i] for i in indices])
+
 
 @dataclass
 class Scene:
