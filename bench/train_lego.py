@@ -1,6 +1,6 @@
 """Train NeRF-synthetic Lego for fixed time budgets; test PSNR, samples/s and peak memory.
 
-  python bench/train_lego.py [--scene ../shared/data/nerf_synthetic/lego] [--minutes 2 5 10 20]
+  python bench/train_lego.py [--scene ../shared/data/nerf_synthetic/lego] [--minutes 2 --minutes 5 ...]
                              [--arch cpu] [--method hollow] [--test-views 10] [--record]
 
 Each budget trains from scratch in its own process (so the peak memory is that run's). Test PSNR
@@ -96,8 +96,8 @@ def main(scene, minutes, arch, method, test_views, record, one):
         results.append(json.loads(output.strip().splitlines()[-1]))
         click.echo(json.dumps(results[-1]))
     machine = machine_description(results[0]["arch"])
-    budgets = " ".join(f"{m:g}" for m in minutes)
-    text = table(results, machine, f"python bench/train_lego.py --minutes {budgets} --arch {arch} "
+    budgets = " ".join(f"--minutes {m:g}" for m in minutes)
+    text = table(results, machine, f"python bench/train_lego.py {budgets} --arch {arch} "
                                    f"--method {method} --test-views {test_views}")
     click.echo(text)
     if record:
