@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from hollow_taichi import __version__
-from hollow_taichi.backend import ARCH_CHOICES
+from hollow_taichi.backend import ARCH_CHOICES, device_error
 from hollow_taichi.config import METHODS, TrainConfig
 from hollow_taichi.errors import HollowError, Interrupted
 
@@ -17,14 +17,24 @@ DEFAULT_STEPS = 2000
 
 
 class _Group(click.Group):
-    """Turns a HollowError from any command into one line on stderr and exit status 1."""
+    """Turns a HollowError (or a kernel the device refused) from any command into one line on stderr
+    and exit status 1."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except HollowError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(1)
+            fail(error)
+        except RuntimeError as error:
+            refused = device_error(error)
+            if refused is None:
+                raise
+            fail(refused)
+
+
+def fail(error: HollowError) -> None:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(1)
 
 
 @click.group(cls=_Group)

@@ -8,6 +8,8 @@ fields held by the op (FieldBuffer, ParameterField) and results copied out.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import taichi as ti
 import torch
 from taichi.lang import impl
@@ -17,6 +19,7 @@ from .kernels import transfer
 
 ARCH_CHOICES = ("auto", "cuda", "vulkan", "cpu")
 _AUTO_ORDER = ("cuda", "vulkan", "cpu")
+_DRI_FOLDER = "/dev/dri"
 _TAICHI_ARCH = {"cpu": ti.cpu, "cuda": ti.cuda, "vulkan": ti.vulkan}
 
 _active: str | None = None
@@ -41,8 +44,32 @@ def _start(name: str, threads: int | None) -> bool:
     return _started_arch() == name
 
 
+def gpu_present() -> bool:
+    """True when the machine shows a GPU device node (/dev/dri/renderD*, /dev/nvidia*).
+
+    Without one, the only Vulkan device can be a software one such as Mesa's lavapipe.
+    """
+    return any(Path(_DRI_FOLDER).glob("renderD*")) or any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def auto_order() -> tuple[str, ...]:
+    """The backends --arch auto tries, in order. Without a GPU, Vulkan is skipped: Taichi's own CPU
+    backend is faster than lavapipe, and lavapipe refuses kernels over large fields (a 2^19 table)."""
+    if gpu_present():
+        return _AUTO_ORDER
+    return tuple(name for name in _AUTO_ORDER if name != "vulkan")
+
+
+def device_error(error: RuntimeError) -> BackendError | None:
+    """A BackendError for a kernel the device refused to run (Taichi raises a bare RuntimeError)."""
+    if "RhiResult" not in str(error):
+        return None
+    return BackendError(f"the {_active} device refused to run a kernel ({str(error).strip()}): its fields are "
+                        "likely too large for it; try --arch cpu or a smaller --hash-log2")
+
+
 def init(arch: str = "auto", threads: int | None = None) -> str:
-    """Start Taichi on `arch` (auto: cuda, then vulkan, then cpu) and return the arch in use.
+    """Start Taichi on `arch` (auto: cuda, then vulkan, then cpu; see auto_order) and return the arch in use.
 
     Calling again with the arch already in use does nothing; another arch restarts Taichi, which
     invalidates every field made before.
@@ -54,7 +81,7 @@ def init(arch: str = "auto", threads: int | None = None) -> str:
         return _active
     if arch == "auto" and _active is not None:
         return _active
-    for name in _AUTO_ORDER if arch == "auto" else (arch,):
+    for name in auto_order() if arch == "auto" else (arch,):
         if _start(name, threads):
             _active = name
             return name

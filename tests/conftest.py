@@ -38,3 +38,8 @@ def arch(arch_name):
 @pytest.fixture
 def cpu():
     return start_backend("cpu")
+
+
+@pytest.fixture
+def vulkan():
+    return start_backend("vulkan")
