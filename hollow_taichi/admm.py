@@ -9,8 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from .config import AdmmConfig
+
+
+def kept_cells(logits: torch.Tensor, threshold: float) -> torch.Tensor:
+    """(R-1)^3 bool: cells of the logit grid (R, R, R) whose largest corner saliency >= threshold.
+
+    Saliency inside a cell is the sigmoid of a trilerp of its 8 corners, so it stays below the
+    largest corner's: a cell that is not kept is below the threshold everywhere (pruned).
+    """
+    corner_max = F.max_pool3d(logits.detach()[None, None], kernel_size=2, stride=1)[0, 0]
+    return torch.sigmoid(corner_max) >= threshold
 
 
 @dataclass

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from . import backend, checkpoint, ops
+from .admm import kept_cells
 from .config import TrainConfig
 from .errors import RunError
 from .field import HollowField
@@ -48,12 +49,6 @@ class EffectiveParameters:
 
     def as_dict(self) -> dict:
         return {"mlp": self.mlp, "saliency": self.saliency, "table": self.table, "total": self.total}
-
-
-def kept_cells(logits: torch.Tensor, threshold: float) -> torch.Tensor:
-    """(R-1)^3 bool: cells of the logit grid (R, R, R) whose largest corner saliency >= threshold."""
-    corner_max = F.max_pool3d(logits.detach()[None, None], kernel_size=2, stride=1)[0, 0]
-    return torch.sigmoid(corner_max) >= threshold
 
 
 def corner_vertices(kept: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ import math
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from . import ops
 
@@ -74,6 +75,21 @@ class OccupancyGrid:
         if self.keep_mask is not None:
             self.bitfield &= self.keep_mask
 
+    def restrict_to(self, kept: torch.Tensor | None) -> None:
+        """Mark empty, from the next update on, every cell that meets no kept saliency cell.
+
+        kept (S, S, S) bool, indexed [x, y, z], splits the scene box (the outermost cascade) into
+        S^3 cells; None lifts the restriction. A cell is kept if its closed box touches a kept
+        saliency cell, so no point of a kept saliency cell is ever skipped.
+        """
+        if kept is None:
+            self.keep_mask = None
+            return
+        touching = torch.cat([_touching_cells(kept, cascade, self.cascades, self.resolution).flatten()
+                              for cascade in range(self.cascades)])
+        self.keep_mask = torch.empty_like(self.bitfield)
+        ops.occupancy_pack_bits(touching.float().to(self.density.device), self.keep_mask, 0.5)
+
     def state_dict(self) -> dict:
         return {"density": self.density, "bitfield": self.bitfield, "keep_mask": self.keep_mask}
 
@@ -81,3 +97,22 @@ class OccupancyGrid:
         self.density = state["density"].to(self.density.device)
         self.bitfield = state["bitfield"].to(self.bitfield.device)
         self.keep_mask = None if state.get("keep_mask") is None else state["keep_mask"].to(self.bitfield.device)
+
+
+def _touching_cells(kept: torch.Tensor, cascade: int, cascades: int, resolution: int) -> torch.Tensor:
+    """(G, G, G) bool indexed [z, y, x]: cells of `cascade` whose closed box touches a kept cell.
+
+    Per axis, occupancy cell i spans [lo_i, hi_i] in scene-box units, which meets saliency cells
+    floor(lo_i * S) .. floor(hi_i * S); a 3D prefix sum of `kept` counts the kept ones in each box.
+    """
+    size = kept.shape[0]
+    edges = torch.arange(resolution + 1, dtype=torch.float64)
+    box_units = ((edges / resolution - 0.5) * 2.0 ** cascade + 2.0 ** (cascades - 1) / 2) / 2.0 ** (cascades - 1)
+    first = torch.floor(box_units[:-1] * size).long().clamp(0, size - 1)
+    last = torch.floor(box_units[1:] * size).long().clamp(0, size - 1)
+    prefix = F.pad(kept.cpu().long().cumsum(0).cumsum(1).cumsum(2), (1, 0, 1, 0, 1, 0))
+    x0, y0, z0 = first[:, None, None], first[None, :, None], first[None, None, :]
+    x1, y1, z1 = last[:, None, None] + 1, last[None, :, None] + 1, last[None, None, :] + 1
+    count = (prefix[x1, y1, z1] - prefix[x0, y1, z1] - prefix[x1, y0, z1] - prefix[x1, y1, z0]
+             + prefix[x0, y0, z1] + prefix[x0, y1, z0] + prefix[x1, y0, z0] - prefix[x0, y0, z0])
+    return (count > 0).permute(2, 1, 0)

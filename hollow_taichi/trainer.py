@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from . import backend, checkpoint
-from .admm import AdmmPruner
+from .admm import AdmmPruner, kept_cells
 from .config import TrainConfig
 from .errors import Interrupted, RunError
 from .field import HollowField
@@ -176,9 +176,16 @@ class Trainer:
             self.admm.dual_update()
         self.step += 1
         if self.step % self.config.occupancy_interval == 0:
-            self.occupancy.update(self.field.density, self.step <= self.config.occupancy_warmup, self.generator)
+            self._update_occupancy()
         self._adapt_rays(result.n_samples)
         return StepStats(loss.item(), -10.0 * math.log10(max(mse.item(), 1e-10)), result.n_samples, origins.shape[0])
+
+    def _update_occupancy(self) -> None:
+        """Refresh the occupancy grid; once the pruner runs, pruned saliency cells are marked empty
+        too, so the marcher never samples them (pruned = skipped)."""
+        if self.admm_active():
+            self.occupancy.restrict_to(kept_cells(self.field.saliency_logits, self.config.admm.prune_threshold))
+        self.occupancy.update(self.field.density, self.step <= self.config.occupancy_warmup, self.generator)
 
     def _adapt_rays(self, n_samples: int) -> None:
         """Scale rays per step so that the samples per step approach the budget (Instant-NGP)."""

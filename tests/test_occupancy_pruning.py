@@ -1,0 +1,79 @@
+"""Pruned = skipped: OccupancyGrid.restrict_to marks empty every occupancy cell that meets no kept
+saliency cell, in every cascade, and the next update keeps those cells empty. Every backend."""
+import numpy as np
+import torch
+
+from hollow_taichi import ops
+from hollow_taichi.occupancy import OccupancyGrid
+
+SALIENCY_CELLS = 5
+GRID = 8
+
+
+def unpack(bitfield: torch.Tensor, cascades: int) -> np.ndarray:
+    """Packed bits -> bool (cascades, G, G, G) indexed [c, z, y, x]."""
+    bits = np.unpackbits(bitfield.cpu().numpy(), bitorder="little").astype(bool)
+    return bits.reshape(cascades, GRID, GRID, GRID)
+
+
+def kept_grid(seed: int) -> torch.Tensor:
+    kept = torch.zeros((SALIENCY_CELLS,) * 3, dtype=torch.bool)
+    kept.view(-1)[torch.randperm(kept.numel(), generator=torch.Generator().manual_seed(seed))[:6]] = True
+    return kept
+
+
+def cell_boxes(cascade: int, cascades: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per axis, the lower and upper edges (G,) of a cascade's cells, in scene-box units [0, 1]."""
+    scale, box = 2.0 ** cascade, 2.0 ** (cascades - 1)
+    edges = ((np.arange(GRID + 1) / GRID - 0.5) * scale + box / 2) / box
+    return edges[:-1], edges[1:]
+
+
+def test_cells_reaching_a_kept_saliency_cell_stay_and_far_ones_go(arch):
+    cascades = 2
+    kept = kept_grid(0)
+    grid = OccupancyGrid(cascades, GRID)
+    grid.restrict_to(kept)
+    marked = unpack(grid.keep_mask, cascades)
+    generator = np.random.default_rng(1)
+    kept_np = kept.numpy()
+    for cascade in range(cascades):
+        lower, upper = cell_boxes(cascade, cascades)
+        for z, y, x in np.ndindex(GRID, GRID, GRID):
+            lo = np.array([lower[x], lower[y], lower[z]])
+            hi = np.array([upper[x], upper[y], upper[z]])
+            points = lo + generator.random((64, 3)) * (hi - lo)
+            index = np.clip(np.floor(points * SALIENCY_CELLS).astype(int), 0, SALIENCY_CELLS - 1)
+            if kept_np[index[:, 0], index[:, 1], index[:, 2]].any():  # safety: a kept point is never skipped
+                assert marked[cascade, z, y, x]
+            first = np.clip(np.floor(lo * SALIENCY_CELLS - 1e-9), 0, SALIENCY_CELLS - 1).astype(int)
+            last = np.clip(np.floor(hi * SALIENCY_CELLS + 1e-9), 0, SALIENCY_CELLS - 1).astype(int)
+            near = kept_np[first[0]:last[0] + 1, first[1]:last[1] + 1, first[2]:last[2] + 1].any()
+            if not near:  # tightness: a cell with no kept saliency cell within reach is skipped
+                assert not marked[cascade, z, y, x]
+    assert 0 < marked.sum() < marked.size
+
+
+def test_update_keeps_pruned_cells_empty_and_restriction_can_be_lifted(arch):
+    grid = OccupancyGrid(1, GRID)
+    grid.restrict_to(kept_grid(2))
+    grid.update(lambda points: torch.full((points.shape[0],), 1e3), warmup=True, generator=torch.Generator())
+    occupied, allowed = unpack(grid.bitfield, 1), unpack(grid.keep_mask, 1)
+    assert occupied.any() and not (occupied & ~allowed).any()
+    grid.restrict_to(None)
+    grid.update(lambda points: torch.full((points.shape[0],), 1e3), warmup=True, generator=torch.Generator())
+    assert unpack(grid.bitfield, 1).all()
+
+
+def test_marcher_never_samples_pruned_space(arch):
+    kept = torch.zeros((SALIENCY_CELLS,) * 3, dtype=torch.bool)
+    kept[2, 2, 2] = True  # the centre cell [0.4, 0.6]^3
+    grid = OccupancyGrid(1, GRID)
+    grid.restrict_to(kept)
+    grid.update(lambda points: torch.full((points.shape[0],), 1e3), warmup=True, generator=torch.Generator())
+    origins = torch.tensor([[0.5, 0.5, -1.0], [0.1, 0.1, -1.0]])
+    directions = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    settings = ops.MarchSettings(1, GRID, 0.0, 0.0, grid.dt_min * 16, grid.dt_max, 1024)
+    samples = ops.march_rays(origins, directions, grid.bitfield, settings)
+    assert samples.counts[1] == 0 and samples.counts[0] > 0
+    assert ((samples.positions[:, 2] > 0.25) & (samples.positions[:, 2] < 0.75)).all()
