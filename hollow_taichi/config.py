@@ -51,7 +51,8 @@ class TrainConfig:
     max_rays: int = 1 << 14
     lr: float = 1e-2
     lr_saliency: float = 1e-2
-    lr_final_fraction: float = 0.03  # learning rate decays exponentially to lr * this
+    lr_decay_start: float = 0.8  # fraction of the budget trained at the full learning rate
+    lr_final_fraction: float = 0.1  # then it decays exponentially to lr * this at the end
     weight_decay: float = 1e-6  # on MLP weights
     march_steps: int | None = None  # finest steps per unit-cube diagonal; None: one per pixel footprint
     occupancy_resolution: int = 128
