@@ -20,13 +20,9 @@ def render_frames(renderer: Renderer, cameras: Cameras, out_dir: Path, width: in
     """Render every camera to out_dir/frame_#####.png (and an mp4 if `video`); returns the PNG paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = backend.device()
-    width, height = width or cameras.width, height or cameras.height
     paths, frames = [], []
     for index in range(len(cameras)):
-        origins, directions = cameras.pixel_rays(index, width, height)
-        image = renderer.render_image(origins.to(device), directions.to(device), height, width,
-                                      torch.tensor(background, device=device))["color"].clamp(0, 1).cpu()
+        image = renderer.render_view(cameras, index, background, width, height).cpu()
         path = out_dir / f"frame_{index:05d}.png"
         write_png(path, image)
         paths.append(path)

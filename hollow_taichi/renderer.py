@@ -68,6 +68,18 @@ class Renderer:
         return samples.select(ops.transmittance(sigma, samples) >= self.compositor.min_transmittance)
 
     @torch.no_grad()
+    def render_view(self, cameras: Cameras, index: int, background=(1.0, 1.0, 1.0), width: int | None = None,
+                    height: int | None = None) -> torch.Tensor:
+        """Colour (H, W, 3) in [0, 1] of camera `index` over a background colour (3,), at the
+        cameras' image size or at width x height."""
+        width, height = width or cameras.width, height or cameras.height
+        device = self.field.aabb.device
+        origins, directions = cameras.pixel_rays(index, width, height)
+        rendered = self.render_image(origins.to(device), directions.to(device), height, width,
+                                     torch.tensor(background, device=device))
+        return rendered["color"].clamp(0.0, 1.0)
+
+    @torch.no_grad()
     def render_image(self, origins: torch.Tensor, directions: torch.Tensor, height: int, width: int,
                      background: torch.Tensor) -> dict[str, torch.Tensor]:
         """Render the rays (H*W, 3) of one image over a background colour (3,).

@@ -20,7 +20,7 @@ from .images import write_png
 from .metrics import psnr, ssim
 from .renderer import Renderer
 from .scenes import ImageSet, Scene, load_scene
-from .trainer import Trainer, build_model, ground_truth, resolve_march_steps
+from .trainer import WHITE, Trainer, build_model, ground_truth, resolve_march_steps
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.json"
@@ -104,13 +104,9 @@ def evaluate(renderer: Renderer, images: ImageSet, render_dir: Path | None = Non
     """PSNR and SSIM over a split (white background), optionally writing each render as PNG."""
     if render_dir is not None:
         render_dir.mkdir(parents=True, exist_ok=True)
-    device = backend.device()
     psnrs, ssims = [], []
     for index in range(len(images)):
-        origins, directions = images.cameras.pixel_rays(index)
-        height, width = images.images.shape[1:3]
-        image = renderer.render_image(origins.to(device), directions.to(device), height, width,
-                                      torch.ones(3, device=device))["color"].clamp(0, 1).cpu()
+        image = renderer.render_view(images.cameras, index, WHITE).cpu()
         target = ground_truth(images, index)
         psnrs.append(psnr(image, target))
         ssims.append(ssim(image, target))

@@ -243,20 +243,12 @@ class Trainer:
 
     # --- evaluation ----------------------------------------------------------------------------
 
-    def render_frame(self, images: ImageSet, index: int) -> torch.Tensor:
-        origins, directions = images.cameras.pixel_rays(index)
-        height, width = images.images.shape[1:3]
-        background = torch.tensor(WHITE, device=self.device)
-        rendered = self.renderer.render_image(origins.to(self.device), directions.to(self.device), height, width,
-                                              background)
-        return rendered["color"].clamp(0.0, 1.0)
-
     def evaluate_psnr(self, images: ImageSet, count: int) -> float:
         """Mean PSNR on the first `count` images of a split, over a white background."""
         scores = []
         for index in range(min(count, len(images))):
             target = ground_truth(images, index).to(self.device)
-            scores.append(psnr(self.render_frame(images, index), target))
+            scores.append(psnr(self.renderer.render_view(images.cameras, index, WHITE), target))
         return float(sum(scores) / max(len(scores), 1))
 
     # --- checkpoints ---------------------------------------------------------------------------

@@ -84,6 +84,7 @@ def write_sample(ray_index: ti.template(), t_starts: ti.template(), t_ends: ti.t
     for c in ti.static(range(3)):
         positions[s, c] = position[c]
 
+
 @ti.kernel
 def march_rays(
     origins: ti.types.ndarray(ndim=2),
@@ -139,4 +140,3 @@ def march_rays(
                 write_sample(ray_index, t_starts, t_ends, positions, offsets[r] + k, r, t, t, origin + t * direction)
         else:
             counts[r] = n
-
