@@ -50,7 +50,8 @@ class TrainConfig:
     batch_samples: int = 1 << 16  # samples per step; rays per step adapt to reach it
     max_rays: int = 1 << 14
     lr: float = 1e-2
-    lr_saliency: float = 1e-2
+    lr_saliency: float = 5e-2
+    saliency_beta2: float = 0.9  # Adam's second-moment decay for the saliency logits; see make_optimizer
     lr_decay_start: float = 0.8  # fraction of the budget trained at the full learning rate
     lr_final_fraction: float = 0.1  # then it decays exponentially to lr * this at the end
     weight_decay: float = 1e-6  # on MLP weights
