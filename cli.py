@@ -58,6 +58,9 @@ def main():
 @click.option("--saliency-res", type=int, default=64, show_default=True)
 @click.option("--sparsity", type=float, default=0.04, show_default=True, help="ADMM bound C on mean saliency.")
 @click.option("--batch-samples", type=click.IntRange(min=1024), default=1 << 16, show_default=True)
+@click.option("--march-steps", type=click.IntRange(min=16),
+              help="Finest ray-march steps per diagonal of the scene box (default: about one per pixel "
+                   "footprint of the training images, at most 1024).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for Taichi (CPU backend).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=TrainConfig.checkpoint_interval,
               show_default=True, help="Save a checkpoint every N steps (0: only at the end).")
@@ -67,15 +70,17 @@ def main():
 @click.option("--force", is_flag=True, help="Overwrite a run folder that holds another run.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(scene, out_dir, arch, steps, minutes, downscale, seed, method, hash_log2, saliency_res, sparsity,
-          batch_samples, threads, checkpoint_every, resume, force, progress):
+          batch_samples, march_steps, threads, checkpoint_every, resume, force, progress):
     """Train on SCENE (a folder with transforms_train.json or transforms.json; default: built-in)."""
     from hollow_taichi import runs
     from hollow_taichi.scenes import builtin_scene_path
 
+    if resume:
+        warn_ignored_on_resume(click.get_current_context())
     config = TrainConfig(scene=str(scene or builtin_scene_path()), method=method, arch=arch, seed=seed,
                          steps=steps if steps is not None or minutes is not None or resume else DEFAULT_STEPS,
-                         minutes=minutes, downscale=downscale, batch_samples=batch_samples, threads=threads,
-                         checkpoint_interval=checkpoint_every)
+                         minutes=minutes, downscale=downscale, batch_samples=batch_samples, march_steps=march_steps,
+                         threads=threads, checkpoint_interval=checkpoint_every)
     config.field.log2_table = hash_log2
     config.field.saliency_resolution = saliency_res
     config.admm.sparsity = sparsity
@@ -88,6 +93,18 @@ def train(scene, out_dir, arch, steps, minutes, downscale, seed, method, hash_lo
         sys.exit(stop.exit_code)
     click.echo(json.dumps(metrics, indent=2))
     click.echo(f"test renders in {out_dir / runs.RENDERS_NAME}, metrics in {out_dir / runs.METRICS_NAME}")
+
+
+RESUME_OPTIONS = {"out_dir", "steps", "minutes", "resume", "force", "progress"}
+
+
+def warn_ignored_on_resume(ctx: click.Context) -> None:
+    """--resume continues with the run's saved settings: say which options given here it ignores."""
+    ignored = [f"--{name.replace('_', '-')}" if name != "scene" else "SCENE" for name in ctx.params
+               if name not in RESUME_OPTIONS
+               and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+    if ignored:
+        click.echo(f"note: --resume continues with the run's saved settings; ignoring {', '.join(ignored)}", err=True)
 
 
 def _eval_path(model: Path, split: str) -> Path:

@@ -21,7 +21,7 @@ CAMERA_ANGLE_X = 1.2
 CAMERA_DISTANCE = 12.0  # Blender units; the object box is [-1.5, 1.5]^3
 TRAIN_FILE = "transforms_train.json"
 SMALL_RUN = ("--arch", "cpu", "--hash-log2", "12", "--saliency-res", "32", "--batch-samples", "1024",
-             "--no-progress")
+             "--march-steps", "160", "--no-progress")
 
 
 def ring_poses(count: int) -> np.ndarray:

@@ -47,6 +47,25 @@ def run_copy(trained_run, tmp_path):
 # --- resume -----------------------------------------------------------------------------------
 
 
+def test_resume_says_which_given_settings_it_ignores(run_copy):
+    result = succeeded(run_cli("train", "--resume", "--out", run_copy, "--steps", 3, "--method", "ngp",
+                               "--hash-log2", 14, "--no-progress"))
+    assert "note: --resume continues with the run's saved settings; ignoring --method, --hash-log2" in result.output
+    config = json.loads((run_copy / runs.CONFIG_NAME).read_text())
+    assert (config["method"], config["field"]["log2_table"], config["steps"]) == ("hollow", 12, 3)
+
+
+def assert_resumed_alike(name: str, resumed: torch.Tensor, whole: torch.Tensor) -> None:
+    """Equal within 1e-5, but for at most 0.1% of the entries of a large tensor.
+
+    The kernels' backward passes add gradients with float atomics in thread order, and Adam turns a
+    near-zero gradient whose sign that order flips into a full step: measured, 2 runs in 12
+    differed in a few table entries. A batch or RNG not restored changes most entries.
+    """
+    close = torch.isclose(resumed, whole, rtol=0, atol=1e-5)
+    assert close.float().mean() >= 0.999 if whole.numel() >= 10_000 else close.all(), (name, int((~close).sum()))
+
+
 def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, monkeypatch):
     steps, stop_at = 4, 2
     scene = tiny_scene(tmp_path / "scene")
@@ -69,7 +88,7 @@ def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, monkeypatch):
 
     whole, parts = (checkpoint.load(tmp_path / run / CHECKPOINT) for run in ("whole", "parts"))
     for name, tensor in whole["field"].items():
-        assert torch.allclose(parts["field"][name], tensor, rtol=0, atol=1e-5), name
+        assert_resumed_alike(name, parts["field"][name], tensor)
     assert torch.equal(parts["rng"]["generator"], whole["rng"]["generator"])
     assert parts["rays_per_step"] == whole["rays_per_step"]
     assert parts["admm"]["gamma"] == pytest.approx(whole["admm"]["gamma"], rel=1e-4)
@@ -202,6 +221,7 @@ def test_bad_run_folder(run_copy, case, command):
 def test_eval_and_render_rebuild_the_model_from_the_saved_configuration(trained_run, tmp_path):
     config = json.loads((trained_run / runs.CONFIG_NAME).read_text())
     assert (config["field"]["log2_table"], config["field"]["saliency_resolution"], config["steps"]) == (12, 32, 2)
+    assert config["march_steps"] == 160  # SMALL_RUN's --march-steps
     assert runs.load_run(trained_run, "cpu").field.table.shape[1] == 1 << 12
     result = succeeded(run_cli("eval", trained_run, "--out", tmp_path / "eval.json"))
     assert json.loads((tmp_path / "eval.json").read_text())["step"] == 2, result.output
