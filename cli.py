@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -18,11 +19,15 @@ DEFAULT_STEPS = 2000
 
 class _Group(click.Group):
     """Turns a HollowError (or a kernel the device refused) from any command into one line on stderr
-    and exit status 1."""
+    and exit status 1; Ctrl-C outside the training loop (which saves a checkpoint first) into one
+    line and 130."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo(f"interrupted: hollow-taichi {ctx.invoked_subcommand} stopped", err=True)
+            sys.exit(128 + signal.SIGINT)
         except HollowError as error:
             fail(error)
         except RuntimeError as error:

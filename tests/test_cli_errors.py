@@ -77,3 +77,15 @@ def test_output_folder_that_cannot_be_made(tmp_path):
     out = tmp_path / "a_file" / "run"
     line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", out, "--steps", 1, *SMALL_RUN))
     assert f"{out}: cannot create the run folder" in line
+
+
+def test_ctrl_c_outside_training_is_one_line_and_exit_130(tmp_path, monkeypatch):
+    from hollow_taichi import runs
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "load_model", interrupted)
+    result = run_cli("eval", tmp_path / "run")
+    assert result.exit_code == 130
+    assert result.output.strip() == "interrupted: hollow-taichi eval stopped"
