@@ -61,6 +61,7 @@ class TrainConfig:
     occupancy_warmup: int = 256
     occupancy_decay: float = 0.95
     eval_interval: int = 500
+    log_interval: int = 50  # steps between records in train_log.jsonl
     eval_images: int = 1
     checkpoint_interval: int = 1000
     threads: int | None = None

@@ -20,7 +20,7 @@ from .images import write_png
 from .metrics import psnr, ssim
 from .renderer import Renderer
 from .scenes import ImageSet, Scene, load_scene
-from .trainer import WHITE, Trainer, build_model, ground_truth, resolve_march_steps
+from .trainer import LOG_NAME, WHITE, Trainer, build_model, ground_truth, resolve_march_steps
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.json"
@@ -50,6 +50,7 @@ def prepare_run_dir(out_dir: Path, config: TrainConfig, resume: bool, force: boo
     remove_temporaries(checkpoint_path)
     checkpoint_path.unlink(missing_ok=True)
     (out_dir / METRICS_NAME).unlink(missing_ok=True)
+    (out_dir / LOG_NAME).unlink(missing_ok=True)
     config.save(config_path)
 
 

@@ -1,6 +1,7 @@
 """The training loop: batches, loss, optimizer, ADMM step, occupancy upkeep, eval, checkpoints."""
 from __future__ import annotations
 
+import json
 import math
 import signal
 import threading
@@ -15,6 +16,7 @@ from . import backend, checkpoint
 from .admm import AdmmPruner, kept_cells
 from .config import TrainConfig
 from .errors import Interrupted, RunError
+from .files import atomic_write
 from .field import HollowField
 from .metrics import psnr, rgba_to_rgb
 from .occupancy import INSTANT_NGP_STEPS, OccupancyGrid
@@ -24,6 +26,7 @@ from .scenes import ImageSet, Scene
 WHITE = (1.0, 1.0, 1.0)
 _MIN_RAYS = 256
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+LOG_NAME = "train_log.jsonl"
 
 
 @dataclass
@@ -102,6 +105,35 @@ def make_optimizer(field: HollowField, config: TrainConfig) -> torch.optim.Adam:
     return torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
 
 
+class TrainingLog:
+    """DIR/train_log.jsonl: one JSON object per logged step (loss, PSNR, samples/s, lr, S and gamma
+    for hollow, val_psnr where evaluated)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def append(self, record: dict) -> None:
+        with self.path.open("a") as file:
+            file.write(json.dumps(record) + "\n")
+
+    def records(self) -> list[dict]:
+        """The records written so far; a last line cut short by a crash is left out."""
+        if not self.path.exists():
+            return []
+        records = []
+        for line in self.path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records past `step`: a run resumed from the checkpoint at `step` logs them again."""
+        kept = [record for record in self.records() if record["step"] <= step]
+        atomic_write(self.path, lambda file: file.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
+
+
 class Trainer:
     """Trains a HollowField on a scene; `run` goes until the step or time budget is spent."""
 
@@ -125,6 +157,7 @@ class Trainer:
         self.elapsed = 0.0
         self.samples_trained = 0  # samples that went through the field's forward and backward
         self.checkpoint_step: int | None = None
+        self.log = TrainingLog(self.out_dir / LOG_NAME)
         # The first batch assumes every ray marches the whole box; later batches adapt to what they saw.
         self.rays_per_step = min(config.max_rays, max(_MIN_RAYS, config.batch_samples // config.march_steps))
 
@@ -233,24 +266,32 @@ class Trainer:
                               stop.received)
 
     def _run_step(self, bar: tqdm) -> None:
-        """One training step with its progress report, periodic evaluation and checkpoint."""
+        """One training step with its progress report, log record, periodic evaluation and checkpoint."""
         started = time.perf_counter()
         stats = self.train_step()
-        self.elapsed += time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        self.elapsed += seconds
         self.samples_trained += stats.samples
+        progress = self._progress(stats, seconds)
         bar.update(1)
-        bar.set_postfix(self._postfix(stats, time.perf_counter() - started), refresh=False)
+        bar.set_postfix({name: f"{value:.4g}" for name, value in progress.items()}, refresh=False)
         if self.config.eval_interval and self.step % self.config.eval_interval == 0:
-            bar.write(f"step {self.step}: val PSNR {self.evaluate_psnr(self.scene.val, self.config.eval_images):.2f} dB")
+            progress["val_psnr"] = self.evaluate_psnr(self.scene.val, self.config.eval_images)
+            bar.write(f"step {self.step}: val PSNR {progress['val_psnr']:.2f} dB")
+        if "val_psnr" in progress or (self.config.log_interval and self.step % self.config.log_interval == 0):
+            self.log.append({"step": self.step, "seconds": round(self.elapsed, 3), "lr": self._lr(), **progress})
         if self.config.checkpoint_interval and self.step % self.config.checkpoint_interval == 0:
             self.save_checkpoint()
 
-    def _postfix(self, stats: StepStats, seconds: float) -> dict:
-        postfix = {"loss": f"{stats.loss:.4f}", "psnr": f"{stats.psnr:.2f}",
-                   "samples/s": f"{stats.samples / max(seconds, 1e-9):.3g}"}
-        if self.admm is not None:
-            postfix.update(S=f"{self.admm.state.sparsity:.3f}", gamma=f"{self.admm.state.gamma:.3g}")
-        return postfix
+    def _progress(self, stats: StepStats, seconds: float) -> dict[str, float]:
+        """What the progress bar and the log report of a step (ADMM's S and gamma once the pruner runs)."""
+        progress = {"loss": stats.loss, "psnr": stats.psnr, "samples/s": stats.samples / max(seconds, 1e-9)}
+        if self.admm_active():
+            progress.update(S=self.admm.state.sparsity, gamma=self.admm.state.gamma)
+        return progress
+
+    def _lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
 
     # --- evaluation ----------------------------------------------------------------------------
 
@@ -291,6 +332,7 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["generator"])
         self.checkpoint_step = self.step
+        self.log.truncate_after(self.step)
 
     def load_checkpoint(self, path: Path) -> None:
         """Continue from the checkpoint at `path`; RunError if it was trained with other settings."""

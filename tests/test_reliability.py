@@ -15,7 +15,7 @@ from scenes_util import SMALL_RUN, error_line, run_cli, tiny_scene
 
 from hollow_taichi import checkpoint, runs
 from hollow_taichi.field import HollowField
-from hollow_taichi.trainer import Trainer
+from hollow_taichi.trainer import Trainer, TrainingLog
 
 CHECKPOINT = checkpoint.CHECKPOINT_NAME
 SUBPROCESS_TIMEOUT = 180
@@ -45,6 +45,16 @@ def run_copy(trained_run, tmp_path):
 
 
 # --- resume -----------------------------------------------------------------------------------
+
+
+def test_training_log_drops_what_a_resumed_run_logs_again(tmp_path):
+    log = TrainingLog(tmp_path / "train_log.jsonl")
+    for step in (50, 100, 150):
+        log.append({"step": step, "loss": 0.1})
+    with log.path.open("a") as file:
+        file.write('{"step": 200, "lo')  # a record cut short by kill -9
+    log.truncate_after(100)
+    assert [record["step"] for record in log.records()] == [50, 100]
 
 
 def test_resume_says_which_given_settings_it_ignores(run_copy):

@@ -62,6 +62,13 @@ def test_pruner_meets_the_sparsity_constraint_by_the_end_of_training(run_dir):
     assert kept.any()
 
 
+def test_training_log_records_progress_and_the_pruner(run_dir):
+    records = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in records] == list(range(50, TRAIN_STEPS + 1, 50))
+    assert {"loss", "psnr", "samples/s", "lr", "seconds", "S", "gamma"} <= records[0].keys()
+    assert records[-1]["S"] < records[0]["S"] and records[-1]["gamma"] > 0
+
+
 def test_training_renders_the_test_split(run_dir):
     renders = sorted((run_dir / "renders").glob("*.png"))
     assert [path.name for path in renders] == [f"r_{index}.png" for index in range(8)]
