@@ -23,7 +23,7 @@ class FieldConfig:
     hidden: int = 64
     geo_features: int = 15
     saliency_resolution: int = 64
-    saliency_init: float = 0.0  # logit; see HollowField for why it starts at sigmoid(0) = 0.5
+    saliency_init: float = 2.0  # logit; see HollowField for why it starts at sigmoid(2) = 0.88
     gate_alpha_early: float = 1e4
     gate_alpha_late: float = 1e5
     gate_switch_fraction: float = 0.5  # of the training budget

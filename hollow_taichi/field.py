@@ -58,8 +58,11 @@ class HollowField(nn.Module):
         self.table = nn.Parameter(self.encoder.init_table(generator))
         if hollow:
             self.saliency = ops.SaliencyScaler(config.saliency_resolution, self.encoder.output_dim)
-            # Logit 0 (p = 0.5) is neutral and sits where the sigmoid is steepest, so saliency can
-            # rise or fall quickly while the scene forms; the ADMM pruner pulls the mean down later.
+            # Logit 2 (p = 0.88): v = p * f, and Adam moves f by about lr a step whatever its
+            # gradient's scale, so v learns at p times the table's rate; starting near 1 keeps the
+            # features learning as fast as Instant-NGP's while the scene forms, yet off the
+            # sigmoid's flat top, so the pruner (after its warm-up) can pull the hollow down.
+            # Measured on the built-in scene, 300 steps: logit 0 gave 19.8 dB, 2 gave 21.0, 3 gave 20.7.
             shape = (config.saliency_resolution,) * 3
             self.saliency_logits = nn.Parameter(torch.full(shape, config.saliency_init, device=self.aabb.device))
         self.density_mlp = nn.Sequential(
