@@ -89,10 +89,9 @@ def make_optimizer(field: HollowField, config: TrainConfig) -> torch.optim.Adam:
     penalty's gradient on a logit is proportional to p(1 - p), which shrinks as e^logit once p is
     small; Adam's step is that gradient over the root of its remembered squares, so with
     beta2 = 0.99 a logit falls at most ~ln(1/0.99)/2 = 0.005 per step and pruned cells need
-    thousands of steps to reach the prune threshold. Measured on the built-in scene (300 steps, logits
-    starting at 0):
-    beta2 0.99 left every logit within [-3.6, -2.8] and no cell pruned; 0.9 separated them (median
-    -6.5, top 1% above -0.5) and met the constraint.
+    thousands of steps to reach the prune threshold. Measured on the built-in scene (300 steps,
+    logits starting at 0): beta2 0.99 left every logit within [-3.6, -2.8] and no cell pruned; 0.9
+    separated them (median -6.5, top 1% above -0.5) and met the constraint.
     """
     groups = [
         {"params": [field.table], "lr": config.lr, "weight_decay": 0.0},
