@@ -1,12 +1,67 @@
-"""Shared by the benchmarks: the machine's description and BENCHMARKS.md section updates."""
+"""Shared by the benchmarks: training one configuration and measuring it, running each measurement in
+a process of its own, the machine's description and BENCHMARKS.md section updates."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+LEGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf_synthetic" / "lego"
+
+
+def evenly_spaced(total: int, count: int) -> list[int]:
+    """`count` indices spread evenly over range(total) (all of them for count <= 0)."""
+    if count <= 0 or count >= total:
+        return list(range(total))
+    return [round(i * total / count) for i in range(count)]
+
+
+def train_and_evaluate(config, test_views: int):
+    """Train `config` (a TrainConfig) from scratch in this process, prune as `train` does, and
+    measure test PSNR/SSIM on `test_views` evenly spaced test views (white background).
+
+    Returns the trainer, the test views used and the measurements (a JSON-ready dict).
+    """
+    from hollow_taichi import backend, compact, runs
+    from hollow_taichi.scenes import load_scene
+    from hollow_taichi.trainer import Trainer
+
+    scene = load_scene(config.scene, config.downscale)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer(scene, config, Path(out), progress=False)
+        trainer.run()
+    compact.apply_pruning(trainer.field, config.admm.prune_threshold)
+    test = scene.test.subset(evenly_spaced(len(scene.test), test_views))
+    started = time.perf_counter()
+    metrics = runs.evaluate(trainer.renderer, test)
+    return trainer, test, {
+        "steps": trainer.step,
+        "train_seconds": trainer.elapsed,
+        "psnr": metrics["psnr"],
+        "ssim": metrics["ssim"],
+        "test_views": len(test),
+        "samples_per_second": trainer.samples_trained / max(trainer.elapsed, 1e-9),
+        "render_seconds_per_view": (time.perf_counter() - started) / len(test),
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "march_steps": config.march_steps,
+        "arch": backend.active(),
+    }
+
+
+def measure_in_subprocess(script: str, arguments: list[str]) -> dict:
+    """Run `script --one ARGUMENTS` in a fresh process (so peak memory and compiled kernels are that
+    run's own) and return the JSON object it prints last."""
+    command = [sys.executable, script, "--one", *arguments]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def machine_description(arch: str) -> str:

@@ -10,56 +10,23 @@ background. With --record the table goes to BENCHMARKS.md.
 from __future__ import annotations
 
 import json
-import resource
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_description, write_section  # noqa: E402
-
-DEFAULT_SCENE = Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf_synthetic" / "lego"
-
-
-def evenly_spaced(total: int, count: int) -> list[int]:
-    if count <= 0 or count >= total:
-        return list(range(total))
-    return [round(i * total / count) for i in range(count)]
+from common import LEGO, machine_description, measure_in_subprocess, train_and_evaluate, write_section  # noqa: E402
 
 
 def train_one(scene: str, minutes: float, arch: str, method: str, test_views: int) -> dict:
     """Train one budget in this process and measure it."""
-    from hollow_taichi import backend, runs
     from hollow_taichi.config import TrainConfig
-    from hollow_taichi.scenes import load_scene
-    from hollow_taichi.trainer import Trainer
 
     config = TrainConfig(scene=scene, method=method, arch=arch, minutes=minutes, eval_interval=0,
                          checkpoint_interval=0)
-    loaded = load_scene(scene)
-    with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(loaded, config, Path(out), progress=False)
-        trainer.run()
-    views = evenly_spaced(len(loaded.test), test_views)
-    started = time.perf_counter()
-    metrics = runs.evaluate(trainer.renderer, loaded.test.subset(views))
-    return {
-        "minutes": minutes,
-        "method": method,
-        "steps": trainer.step,
-        "psnr": metrics["psnr"],
-        "ssim": metrics["ssim"],
-        "test_views": len(views),
-        "samples_per_second": trainer.samples_trained / max(trainer.elapsed, 1e-9),
-        "render_seconds_per_view": (time.perf_counter() - started) / len(views),
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "march_steps": config.march_steps,
-        "arch": backend.active(),
-    }
+    _, _, measured = train_and_evaluate(config, test_views)
+    return {"minutes": minutes, "method": method, **measured}
 
 
 def table(results: list[dict], machine: str, command: str) -> str:
@@ -77,7 +44,7 @@ def table(results: list[dict], machine: str, command: str) -> str:
 
 
 @click.command()
-@click.option("--scene", type=click.Path(exists=True, file_okay=False), default=str(DEFAULT_SCENE), show_default=True)
+@click.option("--scene", type=click.Path(exists=True, file_okay=False), default=str(LEGO), show_default=True)
 @click.option("--minutes", type=float, multiple=True, default=(2.0, 5.0, 10.0, 20.0), show_default=True)
 @click.option("--arch", default="cpu", show_default=True)
 @click.option("--method", type=click.Choice(["hollow", "ngp"]), default="hollow", show_default=True)
@@ -90,10 +57,8 @@ def main(scene, minutes, arch, method, test_views, record, one):
         return
     results = []
     for budget in minutes:
-        command = [sys.executable, __file__, "--one", "--scene", scene, "--minutes", str(budget), "--arch", arch,
-                   "--method", method, "--test-views", str(test_views)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        results.append(json.loads(output.strip().splitlines()[-1]))
+        results.append(measure_in_subprocess(__file__, ["--scene", scene, "--minutes", str(budget), "--arch", arch,
+                                                        "--method", method, "--test-views", str(test_views)]))
         click.echo(json.dumps(results[-1]))
     machine = machine_description(results[0]["arch"])
     budgets = " ".join(f"--minutes {m:g}" for m in minutes)
