@@ -229,7 +229,7 @@ class Trainer:
         if self.step % self.config.occupancy_interval == 0:
             self._update_occupancy()
         self._adapt_rays(result.n_samples)
-        return StepStats(loss.item(), -10.0 * math.log10(max(mse.item(), 1e-10)), result.n_samples, origins.shape[0])
+        return StepStats(mse.item(), -10.0 * math.log10(max(mse.item(), 1e-10)), result.n_samples, origins.shape[0])
 
     def _update_occupancy(self) -> None:
         """Refresh the occupancy grid; once the pruner runs, pruned saliency cells are marked empty
