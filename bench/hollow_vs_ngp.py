@@ -47,22 +47,20 @@ def marched_samples_per_ray(renderer, images) -> float:
 def train_one(scene: str, log2_table: int, method: str, steps: int, arch: str, test_views: int) -> dict:
     """Train one (table size, method) in this process and measure it."""
     from hollow_taichi import compact, runs
-    from hollow_taichi.admm import kept_cells
     from hollow_taichi.config import TrainConfig
 
     config = TrainConfig(scene=scene, method=method, arch=arch, steps=steps, eval_interval=0, checkpoint_interval=0)
     config.field.log2_table = log2_table
     trainer, test, measured = train_and_evaluate(config, test_views)
     field = trainer.field
-    threshold = config.admm.prune_threshold
     measured.update(
         log2_table=log2_table,
         method=method,
         params_total=runs.parameter_count(field),
-        params_effective=compact.effective_parameters(field, threshold).total,
+        params_effective=compact.effective_parameters(field, config.admm.prune_threshold).total,
         marched_per_ray=marched_samples_per_ray(trainer.renderer, test),
         sparsity=None if trainer.admm is None else trainer.admm.state.sparsity,
-        kept_cells=None if not field.hollow else float(kept_cells(field.saliency_logits, threshold).float().mean()),
+        kept_cells=None if field.kept_cells is None else float(field.kept_cells.float().mean()),  # set by pruning
     )
     return measured
 
