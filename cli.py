@@ -181,7 +181,7 @@ def export(run_dir, out_file, arch):
 
     run = runs.load_run(run_dir, arch)
     effective = compact.save(out_file, run.config, run.field, run.renderer.occupancy, run.step)
-    click.echo(json.dumps({"params_total": runs.parameter_count(run.field), "params_effective": effective.as_dict(),
+    click.echo(json.dumps({"params_total": run.field.parameter_count(), "params_effective": effective.as_dict(),
                            "compact_bytes": out_file.stat().st_size}, indent=2))
     click.echo(f"compact model in {out_file}")
 
@@ -197,7 +197,7 @@ def info(run_dir, compact_file):
     run = runs.load_model(run_dir, "cpu")
     effective = compact.effective_parameters(run.field, run.config.admm.prune_threshold)
     summary = {"method": run.config.method, "scene": run.config.scene, "step": run.step,
-               "params_total": runs.parameter_count(run.field), "params_effective": effective.as_dict()}
+               "params_total": run.field.parameter_count(), "params_effective": effective.as_dict()}
     if run_dir.is_file():
         summary["compact_bytes"] = run_dir.stat().st_size
     else:

@@ -56,7 +56,7 @@ def train_one(scene: str, log2_table: int, method: str, steps: int, arch: str, t
     measured.update(
         log2_table=log2_table,
         method=method,
-        params_total=runs.parameter_count(field),
+        params_total=field.parameter_count(),
         params_effective=compact.effective_parameters(field, config.admm.prune_threshold).total,
         marched_per_ray=marched_samples_per_ray(trainer.renderer, test),
         sparsity=None if trainer.admm is None else trainer.admm.state.sparsity,

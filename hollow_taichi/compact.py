@@ -8,7 +8,8 @@ a trilerp is bounded by its corners' max). Points in other cells decode to v = 0
   - per level, the table rows of the vertices of level cells that touch a kept cell
     (kernels.compaction), F features each,
   - the MLP weights.
-Their count is the effective parameter count. For ngp every parameter is effective.
+Their count is the effective parameter count. For ngp every addressable parameter is effective
+(HollowField.parameter_count).
 
 A compact model file holds those (logits and rows as bit masks plus values), the configuration and
 what rendering needs besides (scene box, gate alpha, occupancy bits). Loading it rebuilds a field
@@ -64,10 +65,11 @@ def apply_pruning(field: HollowField, threshold: float) -> None:
 
 
 def referenced_rows(field: HollowField, threshold: float) -> list[torch.Tensor]:
-    """Per level, (T,) bool: the table rows that points in kept cells read (all rows for ngp)."""
+    """Per level, (T,) bool: the table rows that points in kept cells read (for ngp, every row the
+    level can address)."""
     encoder = field.encoder
     if not field.hollow:
-        return [torch.ones(encoder.table_size, dtype=torch.bool) for _ in encoder.resolutions]
+        return [torch.arange(encoder.table_size) < rows for rows in encoder.addressable_rows()]
     kept = kept_cells(field.saliency_logits, threshold)
     cells = torch.nonzero(kept).to(torch.int32)
     return [ops.referenced_rows(cells, kept.shape[0], resolution, encoder.table_size).cpu()

@@ -79,6 +79,14 @@ class HollowField(nn.Module):
     def mlp_parameters(self) -> list[nn.Parameter]:
         return list(self.density_mlp.parameters()) + list(self.color_mlp.parameters())
 
+    def parameter_count(self) -> int:
+        """Parameters the model can use: the MLPs, the saliency grid (hollow) and the table rows each
+        level can address, F features each (as the paper's Table 1 counts them). The allocated
+        table has more rows: a dense level never reads past its (res+1)^3 vertices."""
+        table = sum(self.encoder.addressable_rows()) * self.encoder.features_per_level
+        saliency = self.saliency_logits.numel() if self.hollow else 0
+        return sum(parameter.numel() for parameter in self.mlp_parameters()) + saliency + table
+
     def to_unit(self, positions: torch.Tensor) -> torch.Tensor:
         """Scene-space points (N, 3) -> the unit cube spanned by the scene box."""
         return (positions - self.aabb[0]) / (self.aabb[1] - self.aabb[0])

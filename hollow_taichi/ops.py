@@ -60,6 +60,12 @@ class HashEncoder:
         self._positions_with_grad = FieldBuffer(ti.f32, (3,), needs_grad=True)
         self._features = FieldBuffer(ti.f32, (self.output_dim,), needs_grad=True)
 
+    def addressable_rows(self) -> list[int]:
+        """Per level, how many table rows the level can ever read: (res+1)^3 for a dense level (its
+        vertices fit the table), the whole table for a hashed one. Rows past a dense level's
+        vertices are allocated (one (L, T, F) table) but never read, so they are no parameters."""
+        return [min((resolution + 1) ** 3, self.table_size) for resolution in self.resolutions]
+
     def init_table(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """Initial table: U(-1e-4, 1e-4), as Instant-NGP."""
         table = torch.rand(self.table_shape, generator=generator, dtype=torch.float32)

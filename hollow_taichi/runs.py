@@ -77,7 +77,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False, force: bool 
         steps=trainer.step,
         train_seconds=round(trainer.elapsed, 2),
         wall_seconds=round(train_seconds, 2),
-        params_total=parameter_count(trainer.field),
+        params_total=trainer.field.parameter_count(),
         params_effective=compact.effective_parameters(trainer.field, threshold).total,
         method=config.method,
         arch=backend.active(),
@@ -96,8 +96,6 @@ def resume_config(out_dir: Path, requested: TrainConfig) -> TrainConfig:
     return saved
 
 
-def parameter_count(module: torch.nn.Module) -> int:
-    return sum(parameter.numel() for parameter in module.parameters())
 
 
 @torch.no_grad()

@@ -102,9 +102,23 @@ def test_effective_parameters_match_brute_force(arch):
     assert effective.total == effective.mlp + effective.saliency + effective.table
 
 
+def test_parameter_count_is_what_the_levels_can_address(arch):
+    """Hand count for tiny_config: dense levels hold (res+1)^3 rows, hashed ones the whole table."""
+    table = 2 * (3**3 + 6**3 + 1024 + 1024)  # F = 2; resolutions 2 and 5 dense, 14 and 39 hashed
+    density_mlp = (8 * 16 + 16) + (16 * 16 + 16)  # 4 levels x 2 features in, 1 + 15 out
+    color_mlp = (32 * 16 + 16) + (16 * 16 + 16) + (16 * 3 + 3)  # 16 geometry + 16 SH in
+    mlp = density_mlp + color_mlp
+    ngp, _, _ = random_model(tiny_config("ngp"))
+    hollow, _, _ = random_model(tiny_config("hollow"))
+    assert ngp.encoder.resolutions == [2, 5, 14, 39]
+    assert ngp.parameter_count() == table + mlp == 5_849
+    assert hollow.parameter_count() == table + mlp + 5**3
+    assert ngp.table.numel() > table  # allocated, not addressable: never counted
+
+
 def test_ngp_every_parameter_is_effective(arch):
     field, _, _ = random_model(tiny_config("ngp"))
-    assert compact.effective_parameters(field, THRESHOLD).total == sum(p.numel() for p in field.parameters())
+    assert compact.effective_parameters(field, THRESHOLD).total == field.parameter_count()
 
 
 def rays_through_box(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
