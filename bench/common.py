@@ -56,6 +56,40 @@ def train_and_evaluate(config, test_views: int):
     }
 
 
+def marched_samples_per_ray(renderer, images) -> float:
+    """Mean number of samples the marcher emits per pixel ray of `images` (no field evaluated)."""
+    import torch
+
+    from hollow_taichi import ops
+
+    device = renderer.field.aabb.device
+    samples = rays = 0
+    for index in range(len(images)):
+        origins, directions = images.cameras.pixel_rays(index)
+        for chunk_origins, chunk_directions in zip(origins.split(1 << 14), directions.split(1 << 14)):
+            with torch.no_grad():
+                marched = ops.march_rays(chunk_origins.to(device), chunk_directions.to(device),
+                                         renderer.occupancy.bitfield, renderer.settings)
+            samples += marched.n_samples
+            rays += chunk_origins.shape[0]
+    return samples / max(rays, 1)
+
+
+def model_measurements(trainer, test) -> dict:
+    """What a trained (and pruned) model costs: honest total and effective parameters, marched
+    samples per test ray, the pruner's final S and the share of saliency cells kept."""
+    from hollow_taichi import compact
+
+    field = trainer.field
+    return {
+        "params_total": field.parameter_count(),
+        "params_effective": compact.effective_parameters(field, trainer.config.admm.prune_threshold).total,
+        "marched_per_ray": marched_samples_per_ray(trainer.renderer, test),
+        "sparsity": None if trainer.admm is None else trainer.admm.state.sparsity,
+        "kept_cells": None if field.kept_cells is None else float(field.kept_cells.float().mean()),  # set by pruning
+    }
+
+
 def measure_in_subprocess(script: str, arguments: list[str]) -> dict:
     """Run `script --one ARGUMENTS` in a fresh process (so peak memory and compiled kernels are that
     run's own) and return the JSON object it prints last."""

@@ -1,14 +1,19 @@
-"""HollowNeRF against Instant-NGP on Lego: test PSNR against effective parameters, equal step budgets.
+"""HollowNeRF against Instant-NGP on Lego at equal step budgets: test PSNR against honest total
+parameters (both methods) and effective parameters (hollow), at equal tables and in the paper's pairing.
 
   python bench/hollow_vs_ngp.py [--scene ../shared/data/nerf_synthetic/lego] [--hash-log2 15 --hash-log2 17 ...]
-                                [--steps 1000] [--arch cpu] [--test-views 5] [--record]
+                                [--hollow-log2 16 ...] [--steps 1000] [--arch cpu] [--test-views 5]
+                                [--results runs.jsonl] [--record]
 
-For every hash-table size both methods train from scratch with the same settings and step budget,
-each run in its own process. Effective parameters are counted as DESIGN.md defines them (what
-`export` writes); for ngp they are all parameters. "Marched samples/ray" counts what the marcher
-emits over the test views' pixels: pruned space is marked empty in the occupancy grid, so it is
-where pruning shows as skipped work. With --record the table goes to BENCHMARKS.md and the plot
-to bench/hollow_vs_ngp.png.
+Both methods train at every --hash-log2 size; hollow also at every --hollow-log2 size, for the
+paper's pairing (hollow at 2^(k-1) against ngp at 2^k). Each run trains from scratch in its own
+process. Parameters are counted as HollowField.parameter_count does (the rows each level can
+address, as the paper's Table 1); effective parameters as DESIGN.md defines them (what `export`
+writes; for ngp, all). "Marched samples/ray" counts what the marcher emits over the test views'
+pixels: pruned space is marked empty in the occupancy grid, so it is where pruning shows as skipped
+work. --results keeps every finished run in a JSON-lines file and skips runs already there, so a
+long comparison can be built over several sittings. With --record the tables go to BENCHMARKS.md
+and the plot to bench/hollow_vs_ngp_STEPS.png.
 """
 from __future__ import annotations
 
@@ -19,65 +24,36 @@ from pathlib import Path
 import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LEGO, machine_description, measure_in_subprocess, train_and_evaluate, write_section  # noqa: E402
+from common import (LEGO, machine_description, measure_in_subprocess, model_measurements,  # noqa: E402
+                    train_and_evaluate, write_section)
 
-PLOT = Path(__file__).resolve().parent / "hollow_vs_ngp.png"
+HERE = Path(__file__).resolve().parent
 METHODS = ("ngp", "hollow")
-
-
-def marched_samples_per_ray(renderer, images) -> float:
-    """Mean number of samples the marcher emits per pixel ray of `images` (no field evaluated)."""
-    import torch
-
-    from hollow_taichi import ops
-
-    device = renderer.field.aabb.device
-    samples = rays = 0
-    for index in range(len(images)):
-        origins, directions = images.cameras.pixel_rays(index)
-        for chunk_origins, chunk_directions in zip(origins.split(1 << 14), directions.split(1 << 14)):
-            with torch.no_grad():
-                marched = ops.march_rays(chunk_origins.to(device), chunk_directions.to(device),
-                                         renderer.occupancy.bitfield, renderer.settings)
-            samples += marched.n_samples
-            rays += chunk_origins.shape[0]
-    return samples / max(rays, 1)
 
 
 def train_one(scene: str, log2_table: int, method: str, steps: int, arch: str, test_views: int) -> dict:
     """Train one (table size, method) in this process and measure it."""
-    from hollow_taichi import compact, runs
     from hollow_taichi.config import TrainConfig
 
     config = TrainConfig(scene=scene, method=method, arch=arch, steps=steps, eval_interval=0, checkpoint_interval=0)
     config.field.log2_table = log2_table
     trainer, test, measured = train_and_evaluate(config, test_views)
-    field = trainer.field
-    measured.update(
-        log2_table=log2_table,
-        method=method,
-        params_total=field.parameter_count(),
-        params_effective=compact.effective_parameters(field, config.admm.prune_threshold).total,
-        marched_per_ray=marched_samples_per_ray(trainer.renderer, test),
-        sparsity=None if trainer.admm is None else trainer.admm.state.sparsity,
-        kept_cells=None if field.kept_cells is None else float(field.kept_cells.float().mean()),  # set by pruning
-    )
-    return measured
+    return {"log2_table": log2_table, "method": method, **measured, **model_measurements(trainer, test)}
 
 
 def ngp_of(results: list[dict], log2_table: int) -> dict | None:
     return next((r for r in results if r["method"] == "ngp" and r["log2_table"] == log2_table), None)
 
 
-def table(results: list[dict], machine: str, command: str) -> str:
+def equal_table(results: list[dict], machine: str, command: str) -> str:
     lines = [
         f"Machine: {machine}. Command: `{command}`.",
         "",
         "| table | method | steps | train s | test PSNR (dB) | SSIM | params total | params effective | "
-        "effective / ngp | PSNR - ngp (dB) | marched samples/ray | S | kept cells |",
+        "effective / ngp total | PSNR - ngp (dB) | marched samples/ray | S | kept cells |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
+    for r in sorted(results, key=lambda r: (r["log2_table"], r["method"] != "ngp")):
         ngp = ngp_of(results, r["log2_table"])
         share = f"{r['params_effective'] / ngp['params_total']:.0%}" if ngp else "-"
         gain = f"{r['psnr'] - ngp['psnr']:+.2f}" if ngp else "-"
@@ -89,62 +65,107 @@ def table(results: list[dict], machine: str, command: str) -> str:
     return "\n".join(lines)
 
 
+def pairing_table(results: list[dict]) -> str:
+    """The paper's headline pairing: hollow with half the table against ngp with the full one."""
+    lines = [
+        "| ngp table | ngp PSNR | ngp params | hollow table | hollow PSNR | hollow params (total / effective) | "
+        "total / ngp | PSNR - ngp (dB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for ngp in sorted((r for r in results if r["method"] == "ngp"), key=lambda r: r["log2_table"]):
+        hollow = next((r for r in results if r["method"] == "hollow" and r["log2_table"] == ngp["log2_table"] - 1),
+                      None)
+        if hollow is None:
+            continue
+        lines.append(f"| 2^{ngp['log2_table']} | {ngp['psnr']:.2f} | {ngp['params_total']:,} | "
+                     f"2^{hollow['log2_table']} | {hollow['psnr']:.2f} | {hollow['params_total']:,} / "
+                     f"{hollow['params_effective']:,} | {hollow['params_total'] / ngp['params_total']:.0%} | "
+                     f"{hollow['psnr'] - ngp['psnr']:+.2f} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def plot(results: list[dict], path: Path, title: str) -> None:
-    """Test PSNR against effective parameters, one line per method, points labelled by table size."""
+    """Test PSNR against honest total parameters (both methods) and effective parameters (hollow)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
-    for method, marker in zip(METHODS, ("s", "o")):
-        points = sorted((r["params_effective"], r["psnr"], r["log2_table"]) for r in results if r["method"] == method)
+    figure, axes = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    curves = (("ngp", "params_total", "s", "ngp (total)"), ("hollow", "params_total", "o", "hollow (total)"),
+              ("hollow", "params_effective", "^", "hollow (effective, after pruning)"))
+    for method, count, marker, label in curves:
+        points = sorted((r[count], r["psnr"], r["log2_table"]) for r in results if r["method"] == method)
         if not points:
             continue
-        axes.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=method)
+        axes.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=label,
+                  linestyle="--" if count == "params_effective" else "-")
         for params, psnr, log2_table in points:
-            axes.annotate(f"2^{log2_table}", (params, psnr), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            axes.annotate(f"2^{log2_table}", (params, psnr), textcoords="offset points", xytext=(4, 4), fontsize=7)
     axes.set_xscale("log")
-    axes.set_xlabel("effective parameters")
+    axes.set_xlabel("parameters")
     axes.set_ylabel("test PSNR (dB)")
     axes.set_title(title, fontsize=9)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
+    axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
 
 
+def read_results(path: Path | None) -> list[dict]:
+    if path is None or not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 @click.command()
 @click.option("--scene", type=click.Path(exists=True, file_okay=False), default=str(LEGO), show_default=True)
-@click.option("--hash-log2", "log2_tables", type=int, multiple=True, default=(15, 17, 19), show_default=True)
+@click.option("--hash-log2", "log2_tables", type=int, multiple=True, default=(15, 17, 19), show_default=True,
+              help="Table sizes both methods train at.")
+@click.option("--hollow-log2", "hollow_log2_tables", type=int, multiple=True, default=(16, 18), show_default=True,
+              help="Further sizes for hollow alone: the paper's pairing against ngp one size up.")
 @click.option("--steps", type=int, default=1000, show_default=True, help="Training steps of every run.")
 @click.option("--arch", default="cpu", show_default=True)
 @click.option("--test-views", type=int, default=5, show_default=True, help="0: all test views.")
-@click.option("--record", is_flag=True, help="Write the table to BENCHMARKS.md and the plot to bench/.")
+@click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON-lines file of finished runs: appended to, and runs already in it are not repeated.")
+@click.option("--record", is_flag=True, help="Write the tables to BENCHMARKS.md and the plot to bench/.")
 @click.option("--one", type=click.Choice(METHODS), hidden=True, help="Train this method only, print JSON (internal).")
-def main(scene, log2_tables, steps, arch, test_views, record, one):
+def main(scene, log2_tables, hollow_log2_tables, steps, arch, test_views, results_path, record, one):
     if one:
         click.echo(json.dumps(train_one(scene, log2_tables[0], one, steps, arch, test_views)))
         return
-    results = []
-    for log2_table in log2_tables:
-        for method in METHODS:
-            arguments = [method, "--scene", scene, "--hash-log2", str(log2_table), "--steps", str(steps),
-                         "--arch", arch, "--test-views", str(test_views)]
-            results.append(measure_in_subprocess(__file__, arguments))
-            click.echo(json.dumps(results[-1]))
+    runs = [(k, method) for k in log2_tables for method in METHODS] + [(k, "hollow") for k in hollow_log2_tables]
+    results = [r for r in read_results(results_path)
+               if r["steps"] == steps and (test_views == 0 or r["test_views"] == test_views)]
+    for log2_table, method in runs:
+        if any(r["log2_table"] == log2_table and r["method"] == method for r in results):
+            continue
+        arguments = [method, "--scene", scene, "--hash-log2", str(log2_table), "--steps", str(steps),
+                     "--arch", arch, "--test-views", str(test_views)]
+        results.append(measure_in_subprocess(__file__, arguments))
+        click.echo(json.dumps(results[-1]), err=True)
+        if results_path is not None:
+            with results_path.open("a") as file:
+                file.write(json.dumps(results[-1]) + "\n")
+    results = [r for r in results if (r["log2_table"], r["method"]) in runs]
     machine = machine_description(results[0]["arch"])
-    sizes = " ".join(f"--hash-log2 {n}" for n in log2_tables)
+    sizes = " ".join(f"--hash-log2 {n}" for n in log2_tables) + "".join(f" --hollow-log2 {n}" for n in hollow_log2_tables)
     scene_option = "" if Path(scene).resolve() == LEGO.resolve() else f" --scene {scene}"
     command = (f"python bench/hollow_vs_ngp.py{scene_option} {sizes} --steps {steps} --arch {arch} "
                f"--test-views {test_views}")
-    text = table(results, machine, command)
+    text = equal_table(results, machine, command)
+    pairing = pairing_table(results)
+    if pairing:
+        text += "\n\nThe paper's pairing (hollow with half ngp's table):\n\n" + pairing
     click.echo(text)
     if record:
-        plot(results, PLOT, f"Lego, {steps} steps, {arch}: test PSNR vs effective parameters")
-        write_section(f"hollow_vs_ngp_{arch}", f"## HollowNeRF vs Instant-NGP on Lego ({arch})\n\n{text}\n\n"
-                                               f"![PSNR vs effective parameters](bench/{PLOT.name})")
+        figure = HERE / f"hollow_vs_ngp_{steps}.png"
+        plot(results, figure, f"Lego, {steps} steps, {arch}: test PSNR vs parameters")
+        write_section(f"hollow_vs_ngp_{arch}_{steps}",
+                      f"## HollowNeRF vs Instant-NGP on Lego ({arch}, {steps} steps)\n\n{text}\n\n"
+                      f"![PSNR vs parameters](bench/{figure.name})")
 
 
 if __name__ == "__main__":

@@ -36,12 +36,18 @@ class AdmmPruner:
         self.state = AdmmState()
 
     def penalty(self, saliency: torch.Tensor) -> torch.Tensor:
-        """Augmented-Lagrangian terms for saliency probabilities sigmoid(G) (any shape)."""
-        excess = saliency.mean() - self.config.sparsity
-        self.state.sparsity = excess.item() + self.config.sparsity
+        """Augmented-Lagrangian terms for saliency probabilities sigmoid(G) (any shape); with
+        penalty "l1", the paper's alternative l1_weight * S instead (no constraint, no dual)."""
+        sparsity = saliency.mean()
+        self.state.sparsity = sparsity.item()
+        if self.config.penalty == "l1":
+            return self.config.l1_weight * sparsity
+        excess = sparsity - self.config.sparsity
         return 0.5 * self.config.rho * torch.relu(excess) ** 2 + self.state.gamma * excess
 
     def dual_update(self) -> None:
+        if self.config.penalty == "l1":
+            return
         excess = self.state.sparsity - self.config.sparsity
         self.state.gamma = max(0.0, self.state.gamma + self.config.dual_step * excess)
 

@@ -11,6 +11,8 @@ from .errors import RunError
 from .files import atomic_write
 
 METHODS = ("hollow", "ngp")
+GATES = ("detached", "gradient", "off")
+PENALTIES = ("admm", "l1")
 
 
 @dataclass
@@ -24,6 +26,7 @@ class FieldConfig:
     geo_features: int = 15
     saliency_resolution: int = 64
     saliency_init: float = 2.0  # logit; see HollowField for why it starts at sigmoid(2) = 0.88
+    gate: str = "detached"  # hollow's soft zero-skipping gate: detached (no gradient), gradient (the paper's), off
     gate_alpha_early: float = 1e4
     gate_alpha_late: float = 1e5
     gate_switch_fraction: float = 0.5  # of the training budget
@@ -31,6 +34,8 @@ class FieldConfig:
 
 @dataclass
 class AdmmConfig:
+    penalty: str = "admm"  # admm: the constraint S <= C below; l1: the paper's alternative, l1_weight * S
+    l1_weight: float = 0.05  # about the dual variable gamma the ADMM pruner reached on the built-in scene
     sparsity: float = 0.04  # C in mean(sigmoid(G)) <= C
     rho: float = 1.0  # weight of the quadratic penalty (rho / 2) * max(S - C, 0)^2
     dual_step: float = 1e-3  # rho_gamma in gamma <- max(0, gamma + rho_gamma * (S - C))
@@ -52,6 +57,7 @@ class TrainConfig:
     lr: float = 1e-2
     lr_saliency: float = 5e-2
     saliency_beta2: float = 0.9  # Adam's second-moment decay for the saliency logits; see make_optimizer
+    table_lr_follows_saliency: bool = True  # hollow: table lr / mean saliency; see Trainer._scale_table_lr
     lr_decay_start: float = 0.8  # fraction of the budget trained at the full learning rate
     lr_final_fraction: float = 0.1  # then it decays exponentially to lr * this at the end
     weight_decay: float = 1e-6  # on MLP weights
@@ -81,6 +87,10 @@ class TrainConfig:
             raise RunError(f"--hash-log2 must be between 8 and 24, got {self.field.log2_table}")
         if self.field.saliency_resolution < 2:
             raise RunError(f"--saliency-res must be at least 2, got {self.field.saliency_resolution}")
+        if self.field.gate not in GATES:
+            raise RunError(f"unknown gate {self.field.gate!r}: choose one of {', '.join(GATES)}")
+        if self.admm.penalty not in PENALTIES:
+            raise RunError(f"unknown sparsity penalty {self.admm.penalty!r}: choose one of {', '.join(PENALTIES)}")
         if not 0 < self.admm.sparsity <= 1:
             raise RunError(f"--sparsity must be in (0, 1], got {self.admm.sparsity}")
 

@@ -31,15 +31,17 @@ def trunc_exp(x: torch.Tensor) -> torch.Tensor:
     return _TruncExp.apply(x)
 
 
-def soft_zero_gate(features: torch.Tensor, alpha: float) -> torch.Tensor:
+def soft_zero_gate(features: torch.Tensor, alpha: float, gradient: bool = False) -> torch.Tensor:
     """tanh(alpha * ||v||_2) per row: exactly 0 where v = 0 (pruned space), ~1 elsewhere.
 
-    No gradient flows through the norm. Hash features start at ~1e-4, where alpha * ||v|| ~ 1 and
-    the gate's slope is ~alpha: its gradient would swamp the MLP's and pin the features near zero
-    (measured: training stalled at 14 dB on the built-in scene). Pruning is the saliency grid's job;
-    the gate only makes what the saliency zeroes decode to exactly zero density.
+    By default no gradient flows through the norm (gradient=False). Hash features start at ~1e-4,
+    where alpha * ||v|| ~ 1 and the gate's slope is ~alpha: its gradient would swamp the MLP's and
+    pin the features near zero (measured: training stalled at 14 dB on the built-in scene). Pruning
+    is the saliency grid's job; the gate only makes what the saliency zeroes decode to exactly zero
+    density. gradient=True is the paper's gate, kept for the ablation (bench/hollow_ablation.py).
     """
-    return torch.tanh(alpha * torch.linalg.vector_norm(features.detach(), dim=-1))
+    norm = torch.linalg.vector_norm(features if gradient else features.detach(), dim=-1)
+    return torch.tanh(alpha * norm)
 
 
 class HollowField(nn.Module):
@@ -91,15 +93,17 @@ class HollowField(nn.Module):
         """Scene-space points (N, 3) -> the unit cube spanned by the scene box."""
         return (positions - self.aabb[0]) / (self.aabb[1] - self.aabb[0])
 
-    def encode(self, positions: torch.Tensor) -> torch.Tensor:
-        """Encoded (and, for hollow, saliency-scaled) features v (N, L*F) of scene-space points."""
+    def encode(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encoded (and, for hollow, saliency-scaled) features v (N, L*F) of scene-space points, and
+        their saliency p (N,) without gradient (None for ngp)."""
         unit = self.to_unit(positions)
         features = self.encoder(unit, self.table)
-        if self.hollow:
-            features, _ = self.saliency(unit, features, self.saliency_logits)
-            if self.kept_cells is not None:
-                features = features * self.kept_at(unit)[:, None]
-        return features
+        if not self.hollow:
+            return features, None
+        features, saliency = self.saliency(unit, features, self.saliency_logits)
+        if self.kept_cells is not None:
+            features = features * self.kept_at(unit)[:, None]
+        return features, saliency
 
     def prune(self, kept_cells: torch.Tensor | None) -> None:
         """From now on, points in saliency cells where kept_cells (R-1, R-1, R-1) is False decode to
@@ -123,23 +127,24 @@ class HollowField(nn.Module):
         index = torch.floor(unit.float().clamp(0.0, 1.0) * cells).long().clamp(max=cells - 1)
         return self.kept_cells[index[:, 0], index[:, 1], index[:, 2]]
 
-    def _density_and_geometry(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.encode(positions)
+    def _density_and_geometry(self, positions: torch.Tensor):
+        features, saliency = self.encode(positions)
         out = self.density_mlp(features)
         sigma = trunc_exp(out[:, 0])
-        if self.hollow:
-            sigma = soft_zero_gate(features, self.gate_alpha) * sigma
-        return sigma, out
+        if self.hollow and self.config.gate != "off":
+            sigma = soft_zero_gate(features, self.gate_alpha, self.config.gate == "gradient") * sigma
+        return sigma, out, saliency
 
     def density(self, positions: torch.Tensor) -> torch.Tensor:
         """sigma (N,) at scene-space points (N, 3)."""
         return self._density_and_geometry(positions)[0]
 
-    def forward(self, positions: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """sigma (N,) and rgb (N, 3) at points (N, 3) seen along unit directions (N, 3)."""
-        sigma, geometry = self._density_and_geometry(positions)
+    def forward(self, positions: torch.Tensor, directions: torch.Tensor):
+        """sigma (N,) and rgb (N, 3) at points (N, 3) seen along unit directions (N, 3), and the
+        points' saliency p (N,) without gradient (None for ngp)."""
+        sigma, geometry, saliency = self._density_and_geometry(positions)
         rgb = torch.sigmoid(self.color_mlp(torch.cat([geometry, ops.sh_encode(directions)], dim=-1)))
-        return sigma, rgb
+        return sigma, rgb, saliency
 
     def saliency_probabilities(self) -> torch.Tensor:
         """sigmoid(G) (R, R, R); differentiable, for the ADMM constraint."""

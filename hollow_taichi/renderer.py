@@ -31,6 +31,7 @@ class RenderResult:
     opacity: torch.Tensor  # (R,)
     depth: torch.Tensor  # (R,)
     n_samples: int
+    mean_saliency: torch.Tensor | None = None  # () mean p over the field's samples (hollow, samples > 0)
 
 
 class Renderer:
@@ -50,9 +51,10 @@ class Renderer:
         samples = self.visible_samples(ops.march_rays(origins, directions, self.occupancy.bitfield, self.settings,
                                                       jitter))
         sample_directions = directions[samples.ray_indices.long()]
-        sigma, rgb = self.field(samples.positions, sample_directions)
+        sigma, rgb, saliency = self.field(samples.positions, sample_directions)
         color, opacity, depth = self.compositor(sigma, rgb, samples, background)
-        return RenderResult(color, opacity, depth, samples.n_samples)
+        mean_saliency = saliency.mean() if saliency is not None and saliency.numel() else None
+        return RenderResult(color, opacity, depth, samples.n_samples, mean_saliency)
 
     def visible_samples(self, samples: ops.PackedSamples) -> ops.PackedSamples:
         """The samples that early termination keeps; dropping the others changes no colour or gradient.

@@ -27,6 +27,7 @@ WHITE = (1.0, 1.0, 1.0)
 _MIN_RAYS = 256
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 LOG_NAME = "train_log.jsonl"
+MIN_SALIENCY_FOR_LR = 0.1  # the table's learning rate grows at most 10x as the saliency falls
 
 
 @dataclass
@@ -94,12 +95,12 @@ def make_optimizer(field: HollowField, config: TrainConfig) -> torch.optim.Adam:
     separated them (median -6.5, top 1% above -0.5) and met the constraint.
     """
     groups = [
-        {"params": [field.table], "lr": config.lr, "weight_decay": 0.0},
-        {"params": field.mlp_parameters(), "lr": config.lr, "weight_decay": config.weight_decay},
+        {"name": "table", "params": [field.table], "lr": config.lr, "weight_decay": 0.0},
+        {"name": "mlp", "params": field.mlp_parameters(), "lr": config.lr, "weight_decay": config.weight_decay},
     ]
     if field.hollow:
-        groups.append({"params": [field.saliency_logits], "lr": config.lr_saliency, "weight_decay": 0.0,
-                       "betas": (0.9, config.saliency_beta2)})
+        groups.append({"name": "saliency", "params": [field.saliency_logits], "lr": config.lr_saliency,
+                       "weight_decay": 0.0, "betas": (0.9, config.saliency_beta2)})
     for group in groups:
         group["initial_lr"] = group["lr"]
     return torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
@@ -154,6 +155,8 @@ class Trainer:
         self.train_images = scene.train.images.to(self.device)
         self.train_cameras = scene.train.cameras.to(self.device)
         self.step = 0
+        self.lr_decay = 1.0  # the schedule's factor on every learning rate
+        self.table_lr_scale = 1.0  # and the table's extra factor; see _scale_table_lr
         self.elapsed = 0.0
         self.samples_trained = 0  # samples that went through the field's forward and backward
         self.checkpoint_step: int | None = None
@@ -182,10 +185,28 @@ class Trainer:
         fraction = self.budget_fraction()
         start = self.config.lr_decay_start
         decay = self.config.lr_final_fraction ** (max(0.0, fraction - start) / max(1.0 - start, 1e-9))
+        self.lr_decay = decay
         for group in self.optimizer.param_groups:
             group["lr"] = group["initial_lr"] * decay
         late = fraction >= self.config.field.gate_switch_fraction
         self.field.gate_alpha = self.config.field.gate_alpha_late if late else self.config.field.gate_alpha_early
+
+    def _scale_table_lr(self, mean_saliency: torch.Tensor | None) -> None:
+        """Table learning rate over the batch's mean saliency p (hollow, table_lr_follows_saliency).
+
+        v = p * f, and Adam moves a table entry f by about lr a step whatever its gradient's scale,
+        so v moves p times as far as Instant-NGP's features: once the pruner has pulled the kept
+        cells' saliency down (S ends near C or below), the hash features learn several times
+        slower. Dividing the table's rate by the mean p of the samples that trained it gives v
+        Instant-NGP's rate again; the factor is capped at 1 / MIN_SALIENCY_FOR_LR.
+        """
+        if not self.config.table_lr_follows_saliency or mean_saliency is None:
+            self.table_lr_scale = 1.0
+        else:
+            self.table_lr_scale = 1.0 / max(float(mean_saliency), MIN_SALIENCY_FOR_LR)
+        for group in self.optimizer.param_groups:
+            if group["name"] == "table":
+                group["lr"] = group["initial_lr"] * self.lr_decay * self.table_lr_scale
 
     def admm_active(self) -> bool:
         return self.admm is not None and self.budget_fraction() >= self.config.admm.warmup_fraction
@@ -214,6 +235,7 @@ class Trainer:
         origins, directions, background, target = self.sample_batch(self.rays_per_step)
         jitter = torch.rand(origins.shape[0], generator=self.generator).to(self.device)
         result = self.renderer.render_rays(origins, directions, background, jitter)
+        self._scale_table_lr(result.mean_saliency)
         mse = torch.mean((result.color - target) ** 2)
         loss = mse
         if self.admm_active():
@@ -286,12 +308,15 @@ class Trainer:
     def _progress(self, stats: StepStats, seconds: float) -> dict[str, float]:
         """What the progress bar and the log report of a step (ADMM's S and gamma once the pruner runs)."""
         progress = {"loss": stats.loss, "psnr": stats.psnr, "samples/s": stats.samples / max(seconds, 1e-9)}
+        if self.field.hollow:
+            progress["table_lr_scale"] = self.table_lr_scale
         if self.admm_active():
             progress.update(S=self.admm.state.sparsity, gamma=self.admm.state.gamma)
         return progress
 
     def _lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
+        """The scheduled learning rate (the MLPs'; the table's is this times table_lr_scale)."""
+        return self.config.lr * self.lr_decay
 
     # --- evaluation ----------------------------------------------------------------------------
 

@@ -138,7 +138,7 @@ def test_compact_round_trip_renders_what_the_full_model_renders(arch, tmp_path, 
     points[:1000, 0] = torch.randint(0, 5, (1000,), generator=generator) / 4  # on saliency cell faces
     directions = torch.nn.functional.normalize(torch.randn(4000, 3, generator=generator), dim=-1)
     with torch.no_grad():
-        unpruned_sigma, _ = field(points, directions)
+        unpruned_sigma = field.density(points)
     compact.apply_pruning(field, THRESHOLD)
     held = compact.save(tmp_path / "model.pt", config, field, occupancy, step=7)
 
@@ -148,8 +148,8 @@ def test_compact_round_trip_renders_what_the_full_model_renders(arch, tmp_path, 
     assert held.total == compact.effective_parameters(loaded.field, THRESHOLD).total
     assert torch.equal(loaded.occupancy.bitfield.cpu(), occupancy.bitfield.cpu())
     with torch.no_grad():
-        sigma, rgb = field(points, directions)
-        loaded_sigma, loaded_rgb = loaded.field(points, directions)
+        sigma, rgb, _ = field(points, directions)
+        loaded_sigma, loaded_rgb, _ = loaded.field(points, directions)
     assert torch.equal(sigma, loaded_sigma) and torch.equal(rgb, loaded_rgb)
     assert (sigma > 0).any()
     origins, ray_directions = rays_through_box(64, seed=3)

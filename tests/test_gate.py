@@ -22,3 +22,9 @@ def test_gated_density_has_finite_gradients_at_zero_features():
     assert (density == 0).all()
     assert torch.isfinite(raw.grad).all() and (raw.grad == 0).all()  # nothing to learn where the gate is shut
     assert features.grad is None  # the gate passes no gradient to the features (see soft_zero_gate)
+
+
+def test_paper_gate_passes_its_gradient_to_the_features():
+    features = torch.full((2, 4), 1e-4, requires_grad=True)
+    soft_zero_gate(features, alpha=1e4, gradient=True).sum().backward()
+    assert torch.isfinite(features.grad).all() and (features.grad > 0).all()

@@ -180,8 +180,8 @@ def test_diverged_loss_keeps_the_last_good_checkpoint(run_copy, monkeypatch):
     forward = HollowField.forward
 
     def nan_colours(field, positions, directions):
-        sigma, rgb = forward(field, positions, directions)
-        return sigma, torch.full_like(rgb, float("nan"))
+        sigma, rgb, saliency = forward(field, positions, directions)
+        return sigma, torch.full_like(rgb, float("nan")), saliency
 
     monkeypatch.setattr(HollowField, "forward", nan_colours)
     before = (run_copy / CHECKPOINT).read_bytes()

@@ -1,0 +1,56 @@
+"""The optimizer's groups: the hash table's learning rate follows the saliency that scales it, and the
+sparsity penalty's two forms (the constraint, the paper's L1)."""
+import pytest
+import torch
+
+from hollow_taichi.admm import AdmmPruner
+from hollow_taichi.config import AdmmConfig, TrainConfig
+from hollow_taichi.scenes import load_scene
+from hollow_taichi.trainer import MIN_SALIENCY_FOR_LR, Trainer
+
+from scenes_util import tiny_scene
+
+
+def tiny_trainer(tmp_path, method: str = "hollow", follows: bool = True) -> Trainer:
+    config = TrainConfig(scene=str(tiny_scene(tmp_path / "scene")), method=method, arch="cpu", steps=10,
+                         table_lr_follows_saliency=follows)
+    config.field.log2_table, config.field.saliency_resolution = 12, 8
+    return Trainer(load_scene(config.scene), config, tmp_path / "run", progress=False)
+
+
+def learning_rates(trainer: Trainer) -> dict[str, float]:
+    return {group["name"]: group["lr"] for group in trainer.optimizer.param_groups}
+
+
+def test_table_learning_rate_is_divided_by_the_mean_saliency(tmp_path, cpu):
+    trainer = tiny_trainer(tmp_path)
+    trainer._scale_table_lr(torch.tensor(0.25))
+    rates = learning_rates(trainer)
+    assert rates["table"] == pytest.approx(4 * rates["mlp"])
+    trainer._scale_table_lr(torch.tensor(1e-4))  # a collapsed saliency does not blow the rate up
+    assert learning_rates(trainer)["table"] == pytest.approx(rates["mlp"] / MIN_SALIENCY_FOR_LR)
+
+
+@pytest.mark.parametrize("method, follows", [("hollow", False), ("ngp", True)])
+def test_table_learning_rate_is_the_schedule_without_saliency_following(tmp_path, cpu, method, follows):
+    trainer = tiny_trainer(tmp_path, method, follows)
+    trainer._scale_table_lr(torch.tensor(0.25) if method == "hollow" else None)
+    rates = learning_rates(trainer)
+    assert rates["table"] == rates["mlp"]
+
+
+def test_a_training_step_reports_the_mean_saliency_it_trained_through(tmp_path, cpu):
+    trainer = tiny_trainer(tmp_path)
+    with torch.no_grad():
+        trainer.field.saliency_logits.fill_(0.0)  # p = 0.5 everywhere
+    trainer.train_step()
+    assert trainer.table_lr_scale == pytest.approx(2.0, rel=1e-4)
+
+
+def test_l1_penalty_is_its_weight_times_the_mean_saliency_and_has_no_dual():
+    pruner = AdmmPruner(AdmmConfig(penalty="l1", l1_weight=0.5))
+    saliency = torch.full((4, 4, 4), 0.2, requires_grad=True)
+    penalty = pruner.penalty(saliency)
+    pruner.dual_update()
+    assert penalty.item() == pytest.approx(0.1)
+    assert pruner.state.gamma == 0.0 and pruner.state.sparsity == pytest.approx(0.2)
