@@ -157,6 +157,7 @@ class Trainer:
         self.elapsed = 0.0
         self.samples_trained = 0  # samples that went through the field's forward and backward
         self.checkpoint_step: int | None = None
+        self.last_save = time.monotonic()  # wall clock of the last checkpoint, or of the run's start
         self.log = TrainingLog(self.out_dir / LOG_NAME)
         # The first batch assumes every ray marches the whole box; later batches adapt to what they saw.
         self.rays_per_step = min(config.max_rays, max(_MIN_RAYS, config.batch_samples // config.march_steps))
@@ -255,6 +256,7 @@ class Trainer:
         SIGINT or SIGTERM stops the loop after the current step; the checkpoint is saved, then
         Interrupted is raised.
         """
+        self.last_save = time.monotonic()
         with StopSignals() as stop:
             with tqdm(total=self.config.steps, disable=not self.progress, unit="step", dynamic_ncols=True,
                       initial=self.step) as bar:
@@ -280,8 +282,16 @@ class Trainer:
             bar.write(f"step {self.step}: val PSNR {progress['val_psnr']:.2f} dB")
         if "val_psnr" in progress or (self.config.log_interval and self.step % self.config.log_interval == 0):
             self.log.append({"step": self.step, "seconds": round(self.elapsed, 3), "lr": self._lr(), **progress})
-        if self.config.checkpoint_interval and self.step % self.config.checkpoint_interval == 0:
+        if self.checkpoint_due():
             self.save_checkpoint()
+
+    def checkpoint_due(self) -> bool:
+        """Every checkpoint_interval steps, and whenever checkpoint_minutes of wall time passed since the
+        last save: a run killed without a signal (kill -9, out of memory) loses at most that much."""
+        interval, minutes = self.config.checkpoint_interval, self.config.checkpoint_minutes
+        by_steps = interval > 0 and self.step % interval == 0
+        by_time = minutes > 0 and time.monotonic() - self.last_save >= 60.0 * minutes
+        return by_steps or by_time
 
     def _progress(self, stats: StepStats, seconds: float) -> dict[str, float]:
         """What the progress bar and the log report of a step (ADMM's S and gamma once the pruner runs)."""
@@ -342,12 +352,17 @@ class Trainer:
             self.load_state_dict(state)
 
     def save_checkpoint(self) -> Path:
-        """Save the training state atomically; a diverged state never replaces the last good one."""
+        """Save the training state atomically; a diverged state never replaces the last good one.
+
+        Saving reads the state (RNG included) without changing it, and its time is not counted in
+        `elapsed`, the clock of the time budget: when and how often a run saves changes nothing it learns.
+        """
         if not all(torch.isfinite(parameter).all() for parameter in self.field.parameters()):
             raise RunError(f"training diverged: non-finite parameters at step {self.step}; {self.checkpoint_note()}")
         path = self.out_dir / checkpoint.CHECKPOINT_NAME
         checkpoint.save(path, self.state_dict())
         self.checkpoint_step = self.step
+        self.last_save = time.monotonic()
         return path
 
     def checkpoint_note(self) -> str:

@@ -58,6 +58,14 @@ def test_zero_steps(tmp_path):
     assert "--steps must be at least 1, got 0" in line
 
 
+@pytest.mark.parametrize("minutes", ["-1", "nan"])
+def test_bad_checkpoint_minutes(tmp_path, minutes):
+    line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", tmp_path / "run", "--steps", 1,
+                              "--checkpoint-minutes", minutes, *SMALL_RUN))
+    assert f"--checkpoint-minutes must be a non-negative number, got {float(minutes)}" in line
+    assert not (tmp_path / "run").exists()
+
+
 def test_output_folder_of_another_run_needs_force(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
