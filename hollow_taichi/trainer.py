@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from . import backend, checkpoint
 from .admm import AdmmPruner, kept_cells
@@ -20,6 +19,7 @@ from .files import atomic_write
 from .field import HollowField
 from .metrics import psnr, rgba_to_rgb
 from .occupancy import INSTANT_NGP_STEPS, OccupancyGrid
+from .progress import Progress, progress_report
 from .renderer import Renderer, march_steps_for
 from .scenes import ImageSet, Scene
 
@@ -258,16 +258,15 @@ class Trainer:
         """
         self.last_save = time.monotonic()
         with StopSignals() as stop:
-            with tqdm(total=self.config.steps, disable=not self.progress, unit="step", dynamic_ncols=True,
-                      initial=self.step) as bar:
+            with progress_report(self.progress, self.config.steps, self.step) as report:
                 while not self.finished() and stop.received is None:
-                    self._run_step(bar)
+                    self._run_step(report)
             path = self.save_checkpoint()
         if stop.received is not None:
             raise Interrupted(f"interrupted by {stop.received.name} at step {self.step}: checkpoint saved in {path}",
                               stop.received)
 
-    def _run_step(self, bar: tqdm) -> None:
+    def _run_step(self, report: Progress) -> None:
         """One training step with its progress report, log record, periodic evaluation and checkpoint."""
         started = time.perf_counter()
         stats = self.train_step()
@@ -275,11 +274,10 @@ class Trainer:
         self.elapsed += seconds
         self.samples_trained += stats.samples
         progress = self._progress(stats, seconds)
-        bar.update(1)
-        bar.set_postfix({name: f"{value:.4g}" for name, value in progress.items()}, refresh=False)
+        report.update(self.step, progress)
         if self.config.eval_interval and self.step % self.config.eval_interval == 0:
             progress["val_psnr"] = self.evaluate_psnr(self.scene.val, self.config.eval_images)
-            bar.write(f"step {self.step}: val PSNR {progress['val_psnr']:.2f} dB")
+            report.note(f"step {self.step}: val PSNR {progress['val_psnr']:.2f} dB")
         if "val_psnr" in progress or (self.config.log_interval and self.step % self.config.log_interval == 0):
             self.log.append({"step": self.step, "seconds": round(self.elapsed, 3), "lr": self._lr(), **progress})
         if self.checkpoint_due():
