@@ -47,6 +47,7 @@ class TrainConfig:
     steps: int | None = None
     minutes: float | None = None
     downscale: int = 1
+    skip_missing: bool = False  # leave out frames whose image files are missing, instead of refusing the scene
     batch_samples: int = 1 << 16  # samples per step; rays per step adapt to reach it
     max_rays: int = 1 << 14
     lr: float = 1e-2
