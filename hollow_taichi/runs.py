@@ -73,10 +73,13 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False, force: bool 
     train_seconds = time.perf_counter() - started
     threshold = config.admm.prune_threshold
     compact.apply_pruning(trainer.field, threshold)
+    eval_started = time.perf_counter()
     metrics = evaluate(trainer.renderer, scene.test, out_dir / RENDERS_NAME)
+    eval_seconds = time.perf_counter() - eval_started
     metrics.update(
         steps=trainer.step,
         train_seconds=round(trainer.elapsed, 2),
+        eval_seconds=round(eval_seconds, 2),
         wall_seconds=round(train_seconds, 2),
         params_total=parameter_count(trainer.field),
         params_effective=compact.effective_parameters(trainer.field, threshold).total,
