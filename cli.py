@@ -56,6 +56,8 @@ def main():
 @click.option("--steps", type=int, help=f"Training steps (default {DEFAULT_STEPS} when no --minutes).")
 @click.option("--minutes", type=float, help="Training time budget in minutes.")
 @click.option("--downscale", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--skip-missing", is_flag=True,
+              help="Train on the frames whose image files exist; without it a missing image is an error.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--method", type=click.Choice(METHODS), default="hollow", show_default=True,
               help="hollow: saliency grid, gate and ADMM; ngp: plain Instant-NGP at equal settings.")
@@ -68,14 +70,18 @@ def main():
                    "footprint of the training images, at most 1024).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for Taichi (CPU backend).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=TrainConfig.checkpoint_interval,
-              show_default=True, help="Save a checkpoint every N steps (0: only at the end).")
+              show_default=True, help="Save a checkpoint every N steps (0: off).")
+@click.option("--checkpoint-minutes", type=float, default=TrainConfig.checkpoint_minutes, show_default=True,
+              help="Also save a checkpoint whenever M minutes of wall time passed since the last one (0: off); "
+                   "with both off, training saves only at the end or when stopped by a signal.")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out from its last checkpoint, with its saved settings; "
                    "--steps/--minutes, if given, replace its budget.")
 @click.option("--force", is_flag=True, help="Overwrite a run folder that holds another run.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train(scene, out_dir, arch, steps, minutes, downscale, seed, method, hash_log2, saliency_res, sparsity,
-          batch_samples, march_steps, threads, checkpoint_every, resume, force, progress):
+def train(scene, out_dir, arch, steps, minutes, downscale, skip_missing, seed, method, hash_log2, saliency_res,
+          sparsity, batch_samples, march_steps, threads, checkpoint_every, checkpoint_minutes, resume, force,
+          progress):
     """Train on SCENE (a folder with transforms_train.json or transforms.json; default: built-in)."""
     from hollow_taichi import runs
     from hollow_taichi.scenes import builtin_scene_path
@@ -84,8 +90,9 @@ def train(scene, out_dir, arch, steps, minutes, downscale, seed, method, hash_lo
         warn_ignored_on_resume(click.get_current_context())
     config = TrainConfig(scene=str(scene or builtin_scene_path()), method=method, arch=arch, seed=seed,
                          steps=steps if steps is not None or minutes is not None or resume else DEFAULT_STEPS,
-                         minutes=minutes, downscale=downscale, batch_samples=batch_samples, march_steps=march_steps,
-                         threads=threads, checkpoint_interval=checkpoint_every)
+                         minutes=minutes, downscale=downscale, skip_missing=skip_missing, batch_samples=batch_samples,
+                         march_steps=march_steps, threads=threads, checkpoint_interval=checkpoint_every,
+                         checkpoint_minutes=checkpoint_minutes)
     config.field.log2_table = hash_log2
     config.field.saliency_resolution = saliency_res
     config.admm.sparsity = sparsity

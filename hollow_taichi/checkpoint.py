@@ -15,7 +15,7 @@ FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 # Settings a resumed run may change: where and how long it trains, not what it trains.
 RESUMABLE_SETTINGS = ("scene", "arch", "threads", "steps", "minutes", "eval_interval", "eval_images",
-                      "checkpoint_interval")
+                      "checkpoint_interval", "checkpoint_minutes")
 
 
 def save(path: Path, state: dict) -> None:

@@ -52,6 +52,7 @@ class TrainConfig:
     steps: int | None = None
     minutes: float | None = None
     downscale: int = 1
+    skip_missing: bool = False  # leave out frames whose image files are missing, instead of refusing the scene
     batch_samples: int = 1 << 16  # samples per step; rays per step adapt to reach it
     max_rays: int = 1 << 14
     lr: float = 1e-2
@@ -70,6 +71,7 @@ class TrainConfig:
     log_interval: int = 50  # steps between records in train_log.jsonl
     eval_images: int = 1
     checkpoint_interval: int = 1000
+    checkpoint_minutes: float = 2.0  # also save after this much wall time since the last save (0: off)
     threads: int | None = None
     field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
     admm: AdmmConfig = dataclasses.field(default_factory=AdmmConfig)
@@ -83,6 +85,8 @@ class TrainConfig:
             raise RunError(f"--steps must be at least 1, got {self.steps}")
         if self.minutes is not None and not (self.minutes > 0 and math.isfinite(self.minutes)):
             raise RunError(f"--minutes must be a positive number, got {self.minutes}")
+        if not (self.checkpoint_minutes >= 0 and math.isfinite(self.checkpoint_minutes)):
+            raise RunError(f"--checkpoint-minutes must be a non-negative number, got {self.checkpoint_minutes}")
         if not 8 <= self.field.log2_table <= 24:
             raise RunError(f"--hash-log2 must be between 8 and 24, got {self.field.log2_table}")
         if self.field.saliency_resolution < 2:

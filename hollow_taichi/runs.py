@@ -6,6 +6,7 @@ complete checkpoint), metrics.json (after training) and renders/ (test-split ima
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False, force: bool 
     out_dir = Path(out_dir)
     if resume:
         config = resume_config(out_dir, config)
-    scene = load_scene(config.scene, config.downscale)
+    scene = load_run_scene(config.scene, config)
     resolve_march_steps(config, scene)
     prepare_run_dir(out_dir, config, resume, force)
     trainer = Trainer(scene, config, out_dir, progress=progress)
@@ -72,10 +73,13 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False, force: bool 
     train_seconds = time.perf_counter() - started
     threshold = config.admm.prune_threshold
     compact.apply_pruning(trainer.field, threshold)
+    eval_started = time.perf_counter()
     metrics = evaluate(trainer.renderer, scene.test, out_dir / RENDERS_NAME)
+    eval_seconds = time.perf_counter() - eval_started
     metrics.update(
         steps=trainer.step,
         train_seconds=round(trainer.elapsed, 2),
+        eval_seconds=round(eval_seconds, 2),
         wall_seconds=round(train_seconds, 2),
         params_total=trainer.field.parameter_count(),
         params_effective=compact.effective_parameters(trainer.field, threshold).total,
@@ -157,4 +161,20 @@ def load_model(path: Path, arch: str | None = None) -> LoadedRun:
 
 
 def scene_for(run: LoadedRun, scene_path: str | None) -> Scene:
-    return load_scene(scene_path or run.config.scene, run.config.downscale)
+    return load_run_scene(scene_path or run.config.scene, run.config)
+
+
+def load_run_scene(scene_path: str, config: TrainConfig) -> Scene:
+    """A scene loaded as the run's configuration says; frames that --skip-missing left out are
+    counted in one line on stderr."""
+    scene = load_scene(scene_path, config.downscale, config.skip_missing)
+    if scene.skipped:
+        print(f"note: {skipped_summary(scene.skipped)}", file=sys.stderr)
+    return scene
+
+
+def skipped_summary(skipped: dict[str, int]) -> str:
+    """{"train": 2, "test": 1} -> 'skipped 3 frames whose images are missing (2 train, 1 test)'."""
+    total = sum(skipped.values())
+    per_split = ", ".join(f"{count} {name}" for name, count in skipped.items())
+    return f"skipped {total} frame{'s' if total != 1 else ''} whose images are missing ({per_split})"

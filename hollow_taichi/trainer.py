@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from . import backend, checkpoint
 from .admm import AdmmPruner, kept_cells
@@ -20,6 +19,7 @@ from .files import atomic_write
 from .field import HollowField
 from .metrics import psnr, rgba_to_rgb
 from .occupancy import INSTANT_NGP_STEPS, OccupancyGrid
+from .progress import Progress, progress_report
 from .renderer import Renderer, march_steps_for
 from .scenes import ImageSet, Scene
 
@@ -160,6 +160,7 @@ class Trainer:
         self.elapsed = 0.0
         self.samples_trained = 0  # samples that went through the field's forward and backward
         self.checkpoint_step: int | None = None
+        self.last_save = time.monotonic()  # wall clock of the last checkpoint, or of the run's start
         self.log = TrainingLog(self.out_dir / LOG_NAME)
         # The first batch assumes every ray marches the whole box; later batches adapt to what they saw.
         self.rays_per_step = min(config.max_rays, max(_MIN_RAYS, config.batch_samples // config.march_steps))
@@ -277,17 +278,17 @@ class Trainer:
         SIGINT or SIGTERM stops the loop after the current step; the checkpoint is saved, then
         Interrupted is raised.
         """
+        self.last_save = time.monotonic()
         with StopSignals() as stop:
-            with tqdm(total=self.config.steps, disable=not self.progress, unit="step", dynamic_ncols=True,
-                      initial=self.step) as bar:
+            with progress_report(self.progress, self.config.steps, self.step) as report:
                 while not self.finished() and stop.received is None:
-                    self._run_step(bar)
+                    self._run_step(report)
             path = self.save_checkpoint()
         if stop.received is not None:
             raise Interrupted(f"interrupted by {stop.received.name} at step {self.step}: checkpoint saved in {path}",
                               stop.received)
 
-    def _run_step(self, bar: tqdm) -> None:
+    def _run_step(self, report: Progress) -> None:
         """One training step with its progress report, log record, periodic evaluation and checkpoint."""
         started = time.perf_counter()
         stats = self.train_step()
@@ -295,15 +296,22 @@ class Trainer:
         self.elapsed += seconds
         self.samples_trained += stats.samples
         progress = self._progress(stats, seconds)
-        bar.update(1)
-        bar.set_postfix({name: f"{value:.4g}" for name, value in progress.items()}, refresh=False)
+        report.update(self.step, progress)
         if self.config.eval_interval and self.step % self.config.eval_interval == 0:
             progress["val_psnr"] = self.evaluate_psnr(self.scene.val, self.config.eval_images)
-            bar.write(f"step {self.step}: val PSNR {progress['val_psnr']:.2f} dB")
+            report.note(f"step {self.step}: val PSNR {progress['val_psnr']:.2f} dB")
         if "val_psnr" in progress or (self.config.log_interval and self.step % self.config.log_interval == 0):
             self.log.append({"step": self.step, "seconds": round(self.elapsed, 3), "lr": self._lr(), **progress})
-        if self.config.checkpoint_interval and self.step % self.config.checkpoint_interval == 0:
+        if self.checkpoint_due():
             self.save_checkpoint()
+
+    def checkpoint_due(self) -> bool:
+        """Every checkpoint_interval steps, and whenever checkpoint_minutes of wall time passed since the
+        last save: a run killed without a signal (kill -9, out of memory) loses at most that much."""
+        interval, minutes = self.config.checkpoint_interval, self.config.checkpoint_minutes
+        by_steps = interval > 0 and self.step % interval == 0
+        by_time = minutes > 0 and time.monotonic() - self.last_save >= 60.0 * minutes
+        return by_steps or by_time
 
     def _progress(self, stats: StepStats, seconds: float) -> dict[str, float]:
         """What the progress bar and the log report of a step (ADMM's S and gamma once the pruner runs)."""
@@ -367,12 +375,17 @@ class Trainer:
             self.load_state_dict(state)
 
     def save_checkpoint(self) -> Path:
-        """Save the training state atomically; a diverged state never replaces the last good one."""
+        """Save the training state atomically; a diverged state never replaces the last good one.
+
+        Saving reads the state (RNG included) without changing it, and its time is not counted in
+        `elapsed`, the clock of the time budget: when and how often a run saves changes nothing it learns.
+        """
         if not all(torch.isfinite(parameter).all() for parameter in self.field.parameters()):
             raise RunError(f"training diverged: non-finite parameters at step {self.step}; {self.checkpoint_note()}")
         path = self.out_dir / checkpoint.CHECKPOINT_NAME
         checkpoint.save(path, self.state_dict())
         self.checkpoint_step = self.step
+        self.last_save = time.monotonic()
         return path
 
     def checkpoint_note(self) -> str:

@@ -1,5 +1,6 @@
 """Bad input through `hollow-taichi train`: one line `error: ...` naming the file or value, a non-zero
-exit, no traceback, and no run folder left behind. These fail before any training starts."""
+exit, no traceback, and no run folder left behind. These fail before any training starts; but
+missing images, which --skip-missing turns into frames left out."""
 import json
 
 import pytest
@@ -41,6 +42,24 @@ def test_bad_scene(tmp_path, case):
     assert not (tmp_path / "run").exists()
 
 
+def test_skip_missing_trains_on_the_frames_present_and_eval_loads_them_alike(tmp_path):
+    root = tiny_scene(tmp_path / "scene", frames=9)  # frames 0 and 8 are held out for test
+    for index in (3, 8):
+        (root / "train" / f"r_{index}.png").unlink()
+    line = error_line(run_cli("train", root, "--out", tmp_path / "refused", "--steps", 1, *SMALL_RUN))
+    assert "frame 3: image" in line and "train/r_3 not found" in line and "--skip-missing" in line
+
+    run = tmp_path / "run"
+    result = run_cli("train", root, "--out", run, "--steps", 1, "--skip-missing", *SMALL_RUN)
+    assert result.exit_code == 0, result.output
+    assert "note: skipped 2 frames whose images are missing (1 train, 1 test)" in result.output.splitlines()
+    assert json.loads((run / "metrics.json").read_text())["images"] == 1
+    assert json.loads((run / "config.json").read_text())["skip_missing"] is True
+    evaluated = run_cli("eval", run, "--out", tmp_path / "eval.json")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads((tmp_path / "eval.json").read_text())["images"] == 1
+
+
 def test_missing_scene_folder(tmp_path):
     line = error_line(run_cli("train", tmp_path / "no_such_scene", "--out", tmp_path / "run", *SMALL_RUN))
     assert "no_such_scene" in line and "does not exist" in line
@@ -56,6 +75,14 @@ def test_zero_steps(tmp_path):
     line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", tmp_path / "run", "--steps", 0,
                               *SMALL_RUN))
     assert "--steps must be at least 1, got 0" in line
+
+
+@pytest.mark.parametrize("minutes", ["-1", "nan"])
+def test_bad_checkpoint_minutes(tmp_path, minutes):
+    line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", tmp_path / "run", "--steps", 1,
+                              "--checkpoint-minutes", minutes, *SMALL_RUN))
+    assert f"--checkpoint-minutes must be a non-negative number, got {float(minutes)}" in line
+    assert not (tmp_path / "run").exists()
 
 
 def test_output_folder_of_another_run_needs_force(tmp_path):

@@ -77,11 +77,13 @@ def assert_resumed_alike(name: str, resumed: torch.Tensor, whole: torch.Tensor) 
 
 
 def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, monkeypatch):
+    """The interrupted run also saves by time after every step; the whole run saves only at the end."""
     steps, stop_at = 4, 2
     scene = tiny_scene(tmp_path / "scene")
-    succeeded(train(scene, tmp_path / "whole", steps))
+    succeeded(train(scene, tmp_path / "whole", steps, "--checkpoint-every", 0, "--checkpoint-minutes", 0))
 
-    train_step = Trainer.train_step
+    train_step, save_checkpoint = Trainer.train_step, Trainer.save_checkpoint
+    saved_at = []
 
     def step_then_sigterm(trainer):
         stats = train_step(trainer)
@@ -89,10 +91,16 @@ def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, monkeypatch):
             signal.raise_signal(signal.SIGTERM)
         return stats
 
+    def counted_save(trainer):
+        saved_at.append(trainer.step)
+        return save_checkpoint(trainer)
+
     monkeypatch.setattr(Trainer, "train_step", step_then_sigterm)
-    interrupted = train(scene, tmp_path / "parts", steps)
+    monkeypatch.setattr(Trainer, "save_checkpoint", counted_save)
+    interrupted = train(scene, tmp_path / "parts", steps, "--checkpoint-every", 0, "--checkpoint-minutes", 1e-9)
     assert interrupted.exit_code == 143
     assert f"interrupted by SIGTERM at step {stop_at}" in interrupted.output
+    assert saved_at == [1, 2, 2]  # by time after each step, then for the signal
     monkeypatch.undo()
     succeeded(run_cli("train", "--resume", "--out", tmp_path / "parts"))
 
@@ -107,10 +115,11 @@ def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, monkeypatch):
     assert metrics[0]["psnr"] == pytest.approx(metrics[1]["psnr"], abs=0.01)
 
 
-def start_training(scene, out_dir) -> subprocess.Popen:
-    """`hollow-taichi train` in a subprocess, checkpointing after every step, far from finishing."""
+def start_training(scene, out_dir, checkpoints=("--checkpoint-every", "1")) -> subprocess.Popen:
+    """`hollow-taichi train` in a subprocess, checkpointing as `checkpoints` say (default: after every
+    step), far from finishing."""
     command = [sys.executable, "-m", "hollow_taichi.app.cli", "train", str(scene), "--out", str(out_dir),
-               "--steps", "1000", "--checkpoint-every", "1", *SMALL_RUN]
+               "--steps", "1000", *checkpoints, *SMALL_RUN]
     return subprocess.Popen(command, cwd=out_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -171,6 +180,40 @@ def test_sigkill_during_a_save_leaves_a_loadable_checkpoint(training_process):
     succeeded(run_cli("train", "--resume", "--out", out_dir, "--steps", step + 1))
     assert checkpoint.load(out_dir / CHECKPOINT)["step"] == step + 1
     assert not list(out_dir.glob(f".{CHECKPOINT}.*.tmp"))
+
+
+def count_steps(monkeypatch) -> list[int]:
+    """From now on, record the step each training step of this process ends at."""
+    train_step = Trainer.train_step
+    steps = []
+
+    def counted_step(trainer):
+        stats = train_step(trainer)
+        steps.append(trainer.step)
+        return stats
+
+    monkeypatch.setattr(Trainer, "train_step", counted_step)
+    return steps
+
+
+def test_sigkill_after_a_timed_checkpoint_resumes_from_it(tmp_path, monkeypatch):
+    """No step checkpoints: the first checkpoint on disk is a timed one (every 1.2 s of wall time)."""
+    out_dir = tmp_path / "run"
+    out_dir.mkdir()
+    process = start_training(tiny_scene(tmp_path / "scene"), out_dir,
+                             ("--checkpoint-every", "0", "--checkpoint-minutes", "0.02"))
+    try:
+        assert wait_for(process, (out_dir / CHECKPOINT).is_file), "no timed checkpoint appeared"
+    finally:
+        process.kill()
+        process.communicate(timeout=SUBPROCESS_TIMEOUT)
+    step = checkpoint.load(out_dir / CHECKPOINT)["step"]
+    assert 0 < step < 1000
+
+    resumed_steps = count_steps(monkeypatch)
+    succeeded(run_cli("train", "--resume", "--out", out_dir, "--steps", step + 2))
+    assert resumed_steps == [step + 1, step + 2]
+    assert json.loads((out_dir / runs.METRICS_NAME).read_text())["steps"] == step + 2
 
 
 # --- divergence and bad run folders -----------------------------------------------------------

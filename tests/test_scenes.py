@@ -134,6 +134,34 @@ def test_ngp_holdout_rule(tmp_path):
     assert scene.val is scene.test
 
 
+def names(image_set) -> list[str]:
+    return [path.rsplit("/", 1)[1] for path in image_set.paths]
+
+
+def test_skip_missing_leaves_out_frames_without_images_and_keeps_the_holdout(tmp_path):
+    """Frames are held out by their index in the file, so a deleted image moves no other frame."""
+    root = ngp_scene(tmp_path, frames=17)
+    for index in (3, 8):
+        (root / "images" / f"f_{index}.png").unlink()
+    expect_scene_error(root, "f_3.png not found")
+    scene = load_scene(root, skip_missing=True)
+    assert names(scene.test) == ["f_0.png", "f_16.png"]
+    assert names(scene.train) == [f"f_{index}.png" for index in range(17) if index % 8 and index != 3]
+    assert scene.skipped == {"train": 1, "test": 1}
+    assert scene.val is scene.test
+    assert load_scene(ngp_scene(tmp_path / "whole"), skip_missing=True).skipped == {}
+
+
+def test_skip_missing_refuses_a_split_left_empty(tmp_path):
+    root = blender_scene(tmp_path)
+    for index in range(3):
+        (root / "val" / f"r_{index}.png").unlink()
+    with pytest.raises(SceneError) as caught:
+        load_scene(root, skip_missing=True)
+    assert str(caught.value) == (f"{root / 'transforms_val.json'}: the images of all 3 val frames are missing; "
+                                 "the val split would be empty")
+
+
 def test_camera_angle_gives_focal_when_no_fl(tmp_path):
     transforms = ngp_transforms(camera_angle_x=1.0)
     del transforms["fl_x"], transforms["fl_y"]

@@ -23,8 +23,8 @@ MIN_TEST_PSNR = 18.0
 # the earlier saliency optimizer (Adam beta2 0.99, lr 1e-2) S was 0.17 and no cell was pruned.
 SPARSITY_TOLERANCE = 0.005
 MAX_KEPT_FRACTION = 0.6
-METRIC_KEYS = {"psnr", "ssim", "steps", "train_seconds", "params_total", "params_effective", "method", "arch",
-               "scene"}
+METRIC_KEYS = {"psnr", "ssim", "steps", "train_seconds", "eval_seconds", "params_total", "params_effective",
+               "method", "arch", "scene"}
 
 
 def cli(*args: str):
@@ -49,6 +49,7 @@ def test_training_reaches_stated_psnr_and_writes_metrics(run_dir):
     assert 0.5 < metrics["ssim"] <= 1.0
     assert metrics["steps"] == TRAIN_STEPS and metrics["method"] == "hollow" and metrics["arch"] == "cpu"
     assert 0 < metrics["params_effective"] <= metrics["params_total"]
+    assert 0 < metrics["eval_seconds"] < metrics["wall_seconds"]  # 8 small test views take less than 300 steps
     assert metrics["scene"] == str(builtin_scene_path())
 
 

@@ -51,23 +51,23 @@ def _hold_out(frames: list[FrameSpec], source: Path) -> tuple[list[FrameSpec], l
     return train, test
 
 
-def _blender_layout(root: Path) -> tuple[SceneSettings, dict[str, list[FrameSpec]]]:
+def _blender_layout(root: Path, skip_missing: bool) -> tuple[SceneSettings, dict[str, list[FrameSpec]]]:
     """transforms_{train,val,test}.json; no test file: hold out from train; no val file: val = test."""
     train_file = root / BLENDER_FILE.format("train")
-    data, train = read_frames(train_file)
+    data, train = read_frames(train_file, skip_missing)
     val_file, test_file = root / BLENDER_FILE.format("val"), root / BLENDER_FILE.format("test")
-    val = read_frames(val_file)[1] if val_file.exists() else None
+    val = read_frames(val_file, skip_missing)[1] if val_file.exists() else None
     if test_file.exists():
-        test = read_frames(test_file)[1]
+        test = read_frames(test_file, skip_missing)[1]
     else:
         train, test = _hold_out(train, train_file)
     return scene_settings(data, train_file), {"train": train, "val": test if val is None else val, "test": test}
 
 
-def _ngp_layout(root: Path) -> tuple[SceneSettings, dict[str, list[FrameSpec]]]:
+def _ngp_layout(root: Path, skip_missing: bool) -> tuple[SceneSettings, dict[str, list[FrameSpec]]]:
     """transforms.json: every 8th frame held out as test (and val)."""
     path = root / NGP_FILE
-    data, frames = read_frames(path)
+    data, frames = read_frames(path, skip_missing)
     train, test = _hold_out(frames, path)
     return scene_settings(data, path), {"train": train, "val": test, "test": test}
 
@@ -137,12 +137,35 @@ def _image_set(frames: list[FrameSpec], images: list[np.ndarray], settings: Scen
                     [str(frame.image) for frame in frames])
 
 
-def _layout(root: Path) -> tuple[SceneSettings, dict[str, list[FrameSpec]]]:
+def _layout(root: Path, skip_missing: bool) -> tuple[SceneSettings, dict[str, list[FrameSpec]]]:
     if (root / BLENDER_FILE.format("train")).exists():
-        return _blender_layout(root)
+        return _blender_layout(root, skip_missing)
     if (root / NGP_FILE).exists():
-        return _ngp_layout(root)
+        return _ngp_layout(root, skip_missing)
     raise SceneError(f"{root}: no {BLENDER_FILE.format('train')} or {NGP_FILE} in this folder")
+
+
+def _split_names(splits: dict[str, list[FrameSpec]]) -> list[str]:
+    """train, val unless it is the test split (held out, or no val file), and test."""
+    return ["train"] + (["val"] if splits["val"] is not splits["test"] else []) + ["test"]
+
+
+def _present_frames(splits: dict[str, list[FrameSpec]]) -> tuple[dict[str, list[FrameSpec]], dict[str, int]]:
+    """The splits without frames whose image is missing, and how many each lost (splits that lost some).
+
+    Frames are held out for test before this, so deleting an image moves no other frame between
+    train and test. A split left with no frame is an error naming its transforms file.
+    """
+    present, skipped = {}, {}
+    for name in _split_names(splits):
+        present[name] = [frame for frame in splits[name] if frame.found]
+        if len(present[name]) < len(splits[name]):
+            skipped[name] = len(splits[name]) - len(present[name])
+        if not present[name]:
+            raise SceneError(f"{splits[name][0].source}: the images of all {len(splits[name])} {name} frames "
+                             f"are missing; the {name} split would be empty")
+    present.setdefault("val", present["test"])
+    return present, skipped
 
 
 def _image_sets(splits: dict[str, list[FrameSpec]], settings: SceneSettings, factor: int) -> dict[str, ImageSet]:
@@ -150,7 +173,7 @@ def _image_sets(splits: dict[str, list[FrameSpec]], settings: SceneSettings, fac
 
     A val split that is the test split (held out) is read once: the result's "val" is its "test".
     """
-    names = ["train", "test"] + (["val"] if splits["val"] is not splits["test"] else [])
+    names = _split_names(splits)
     images = {name: _read_images(splits[name]) for name in names}
     first = images["train"][0]
     reference = (splits["train"][0].image, first.shape[1], first.shape[0])
@@ -163,15 +186,18 @@ def _image_sets(splits: dict[str, list[FrameSpec]], settings: SceneSettings, fac
     return sets
 
 
-def load_scene(path: str | os.PathLike, downscale: int = 1) -> Scene:
+def load_scene(path: str | os.PathLike, downscale: int = 1, skip_missing: bool = False) -> Scene:
     """Load a scene folder into NGP space, images shrunk by 1/downscale.
 
     A folder with transforms_train.json is read as the Blender layout, one with transforms.json as
-    the Instant-NGP/nerfstudio layout. Every problem raises SceneError naming the file or value.
+    the Instant-NGP/nerfstudio layout. Every problem raises SceneError naming the file or value; a
+    frame whose image file is missing is one, unless skip_missing leaves such frames out (counted
+    per split in Scene.skipped).
     """
     factor = _downscale_factor(downscale)
     root = _scene_folder(path)
-    settings, splits = _layout(root)
+    settings, listed = _layout(root, skip_missing)
+    splits, skipped = _present_frames(listed)
     sets = _image_sets(splits, settings, factor)
     return Scene(name=root.resolve().name, root=str(root), train=sets["train"], val=sets["val"],
-                 test=sets["test"], aabb_scale=settings.aabb_scale)
+                 test=sets["test"], aabb_scale=settings.aabb_scale, skipped=skipped)

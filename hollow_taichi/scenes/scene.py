@@ -1,7 +1,7 @@
 """What a loaded scene is: image sets with their cameras, per split, and the scene box."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -28,7 +28,8 @@ class ImageSet:
 class Scene:
     """A scene in NGP space: the object inside [0, 1]^3, the scene box centred on (0.5, 0.5, 0.5).
 
-    aabb_scale is a power of two: the box's edge length.
+    aabb_scale is a power of two: the box's edge length. skipped: per split, how many frames were
+    left out because their image files are missing (load_scene's skip_missing).
     """
 
     name: str
@@ -37,6 +38,7 @@ class Scene:
     val: ImageSet
     test: ImageSet
     aabb_scale: int
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def aabb(self) -> torch.Tensor:

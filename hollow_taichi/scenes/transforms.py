@@ -26,13 +26,17 @@ DEFAULT_OFFSET = (0.5, 0.5, 0.5)
 
 @dataclass
 class FrameSpec:
-    """One frame as a transforms file lists it; pose (3, 4) float64 camera-to-world, file coordinates."""
+    """One frame as a transforms file lists it; pose (3, 4) float64 camera-to-world, file coordinates.
+
+    found: whether the image file exists (read with skip_missing, a frame may list a deleted image).
+    """
 
     source: Path
     index: int
     image: Path
     pose: np.ndarray
     camera: dict
+    found: bool = True
 
     @property
     def where(self) -> str:
@@ -84,36 +88,45 @@ def _pose(value, where: str) -> np.ndarray:
 
 
 def _image_path(folder: Path, file_path, where: str) -> Path:
-    """The image a frame's file_path names, relative to the transforms file; '.png' etc. may be left off."""
+    """The image a frame's file_path names, relative to the transforms file; '.png' etc. may be left off.
+
+    No such file: the path as written.
+    """
     if not isinstance(file_path, str) or not file_path:
         raise SceneError(f"{where}: file_path must be a non-empty string, got {file_path!r}")
     path = folder / file_path
-    if path.is_file():
+    if path.is_file() or path.suffix:
         return path
-    if not path.suffix:
-        for suffix in IMAGE_SUFFIXES:
-            if path.with_name(path.name + suffix).is_file():
-                return path.with_name(path.name + suffix)
-    raise SceneError(f"{where}: image {path} not found")
+    for suffix in IMAGE_SUFFIXES:
+        if path.with_name(path.name + suffix).is_file():
+            return path.with_name(path.name + suffix)
+    return path
 
 
 def _camera(data: dict) -> dict:
     return {key: data[key] for key in CAMERA_KEYS if key in data}
 
 
-def _frame(source: Path, index: int, entry, camera: dict) -> FrameSpec:
+def _frame(source: Path, index: int, entry, camera: dict, skip_missing: bool) -> FrameSpec:
     where = f"{source}: frame {index}"
     if not isinstance(entry, dict):
         raise SceneError(f"{where}: expected an object, got {type(entry).__name__}")
     for key in ("file_path", "transform_matrix"):
         if key not in entry:
             raise SceneError(f"{where}: missing key '{key}'")
-    return FrameSpec(source, index, _image_path(source.parent, entry["file_path"], where),
-                     _pose(entry["transform_matrix"], where), {**camera, **_camera(entry)})
+    image = _image_path(source.parent, entry["file_path"], where)
+    found = image.is_file()
+    if not found and not skip_missing:
+        raise SceneError(f"{where}: image {image} not found (--skip-missing trains on the frames whose images exist)")
+    return FrameSpec(source, index, image, _pose(entry["transform_matrix"], where), {**camera, **_camera(entry)},
+                     found)
 
 
-def read_frames(path: Path) -> tuple[dict, list[FrameSpec]]:
-    """A transforms file -> its top-level object and its frames, in file order (at least one)."""
+def read_frames(path: Path, skip_missing: bool = False) -> tuple[dict, list[FrameSpec]]:
+    """A transforms file -> its top-level object and its frames, in file order (at least one).
+
+    A frame whose image file does not exist is an error, or with skip_missing a frame with found False.
+    """
     data = read_json(path)
     frames = data.get("frames")
     if frames is None:
@@ -123,7 +136,7 @@ def read_frames(path: Path) -> tuple[dict, list[FrameSpec]]:
     if not frames:
         raise SceneError(f"{path}: has zero frames")
     camera = _camera(data)
-    return data, [_frame(path, index, entry, camera) for index, entry in enumerate(frames)]
+    return data, [_frame(path, index, entry, camera, skip_missing) for index, entry in enumerate(frames)]
 
 
 def scene_settings(data: dict, path: Path) -> SceneSettings:
