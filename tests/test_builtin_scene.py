@@ -70,4 +70,5 @@ def test_regenerated_frames_match_shipped_pngs(split, index):
 def test_shipped_poses_are_the_generator_poses(split):
     transforms = json.loads((builtin_scene_path() / f"transforms_{split}.json").read_text())
     shipped = np.array([frame["transform_matrix"] for frame in transforms["frames"]])
-    assert np.array_equal(shipped, camera_poses(split))
+    # to the last bit but one: numpy builds differ by an ulp in the trigonometry (2.2e-16 seen)
+    np.testing.assert_allclose(shipped, camera_poses(split), rtol=0, atol=1e-14)
