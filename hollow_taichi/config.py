@@ -35,10 +35,10 @@ class FieldConfig:
 @dataclass
 class AdmmConfig:
     penalty: str = "admm"  # admm: the constraint S <= C below; l1: the paper's alternative, l1_weight * S
-    l1_weight: float = 0.05  # about the dual variable gamma the ADMM pruner reached on the built-in scene
+    l1_weight: float = 0.05  # the dual gamma the pruner wound up to on the built-in scene (dual step 1e-3)
     sparsity: float = 0.04  # C in mean(sigmoid(G)) <= C
     rho: float = 1.0  # weight of the quadratic penalty (rho / 2) * max(S - C, 0)^2
-    dual_step: float = 1e-3  # rho_gamma in gamma <- max(0, gamma + rho_gamma * (S - C))
+    dual_step: float = 1e-5  # rho_gamma in gamma <- max(0, gamma + rho_gamma * (S - C)); see AdmmPruner
     warmup_fraction: float = 0.1  # of the training budget before the pruner starts
     prune_threshold: float = 0.01  # saliency below this is pruned: decodes to zero, never sampled
 
@@ -57,6 +57,7 @@ class TrainConfig:
     max_rays: int = 1 << 14
     lr: float = 1e-2
     lr_saliency: float = 5e-2
+    saliency_beta1: float = 0.0  # Adam's momentum for the saliency logits; see make_optimizer
     saliency_beta2: float = 0.9  # Adam's second-moment decay for the saliency logits; see make_optimizer
     table_lr_follows_saliency: bool = True  # hollow: table lr / mean saliency; see Trainer._scale_table_lr
     lr_decay_start: float = 0.8  # fraction of the budget trained at the full learning rate

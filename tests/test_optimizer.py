@@ -54,3 +54,20 @@ def test_l1_penalty_is_its_weight_times_the_mean_saliency_and_has_no_dual():
     pruner.dual_update()
     assert penalty.item() == pytest.approx(0.1)
     assert pruner.state.gamma == 0.0 and pruner.state.sparsity == pytest.approx(0.2)
+
+
+def test_saliency_logits_stop_when_the_penalty_stops_pushing(tmp_path, cpu):
+    """No momentum on the logits: once S <= C no push is left, and Adam must not coast them on (with
+    momentum 0.9 and second-moment decay 0.9 a logit coasted ~20 steps at full rate, about one logit
+    further down: the pruner overshot its constraint, measured on Lego)."""
+    trainer = tiny_trainer(tmp_path)
+    logits = trainer.field.saliency_logits
+    for _ in range(5):
+        trainer.optimizer.zero_grad()
+        logits.grad = torch.ones_like(logits)  # the penalty pushes every logit down
+        trainer.optimizer.step()
+    before = logits.detach().clone()
+    trainer.optimizer.zero_grad()
+    logits.grad = torch.zeros_like(logits)  # the constraint is met: nothing pushes
+    trainer.optimizer.step()
+    assert torch.equal(logits.detach(), before)
