@@ -90,6 +90,20 @@ def model_measurements(trainer, test) -> dict:
     }
 
 
+COMPARISON_HEADER = ("PSNR - ngp (dB) | params total | params effective | effective / ngp total | "
+                     "marched samples/ray | S | kept cells")
+
+
+def comparison_columns(result: dict, ngp: dict | None) -> str:
+    """A result's cells under COMPARISON_HEADER, against the ngp result it is compared with (if any)."""
+    gain = f"{result['psnr'] - ngp['psnr']:+.2f}" if ngp else "-"
+    share = f"{result['params_effective'] / ngp['params_total']:.0%}" if ngp else "-"
+    sparsity = "-" if result["sparsity"] is None else f"{result['sparsity']:.3f}"
+    kept = "-" if result["kept_cells"] is None else f"{result['kept_cells']:.1%}"
+    return (f"{gain} | {result['params_total']:,} | {result['params_effective']:,} | {share} | "
+            f"{result['marched_per_ray']:.1f} | {sparsity} | {kept}")
+
+
 def measure_in_subprocess(script: str, arguments: list[str]) -> dict:
     """Run `script --one ARGUMENTS` in a fresh process (so peak memory and compiled kernels are that
     run's own) and return the JSON object it prints last."""

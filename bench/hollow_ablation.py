@@ -6,9 +6,9 @@
 
 Every variant trains from scratch in its own process with the same seed, table size and step
 budget; it changes only what its row says. The first group builds HollowNeRF up from Instant-NGP
-(saliency grid alone, then with the gate or the pruner, then all three as before the table's
-learning rate followed the saliency, then today's default); the second changes one thing of the
-default to what the paper did. "PSNR - ngp" compares with the ngp row of the same run. With
+(saliency grid alone, then with the gate or the pruner, then all three as before issue 10, then
+with the table's learning rate following the saliency, then today's default); the second changes
+one thing of the default to what the paper did. "PSNR - ngp" compares with the ngp row of the same run. With
 --record the table goes to BENCHMARKS.md, one section per scene, table size and budget.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (machine_description, measure_in_subprocess, model_measurements,  # noqa: E402
-                    train_and_evaluate, write_section)
+from common import (COMPARISON_HEADER, comparison_columns, machine_description,  # noqa: E402
+                    measure_in_subprocess, model_measurements, train_and_evaluate, write_section)
 
 NO_PRUNER = 1.0  # C = 1: S <= 1 always holds, so the penalty and the dual stay zero
 
@@ -43,7 +43,12 @@ def _saliency_and_pruner(config):
 
 
 def _hollow_before(config):
+    _pruner_before(config)
     config.table_lr_follows_saliency = False
+
+
+def _pruner_before(config):
+    config.saliency_beta1, config.admm.dual_step = 0.9, 1e-3
 
 
 def _default(config):
@@ -75,9 +80,9 @@ VARIANTS = {
     "saliency": ("+ saliency grid only (no gate, no pruner)", _saliency_only),
     "saliency+gate": ("+ saliency grid and gate (no pruner)", _saliency_and_gate),
     "saliency+pruner": ("+ saliency grid and ADMM pruner (no gate)", _saliency_and_pruner),
-    "hollow-before": ("all three, table lr not following the saliency (the default before issue 10)",
-                      _hollow_before),
-    "hollow": ("the default: all three, table lr / mean saliency", _default),
+    "hollow-before": ("all three as before issue 10 (logit momentum 0.9, dual step 1e-3)", _hollow_before),
+    "lr-follows": ("hollow-before, but table lr / mean saliency", _pruner_before),
+    "hollow": ("the default: lr-follows, no logit momentum, dual step 1e-5", _default),
     "paper-init": ("default, but G starts at logit 1 (paper) instead of 2", _paper_init),
     "paper-gate": ("default, but the gate passes its gradient (paper)", _paper_gate),
     "paper-finest": ("default, but finest resolution 1024 (paper) instead of 2048", _paper_finest),
@@ -105,18 +110,12 @@ def table(results: list[dict], machine: str, command: str) -> str:
     lines = [
         f"Machine: {machine}. Command: `{command}`.",
         "",
-        "| variant | what changes | test PSNR (dB) | SSIM | PSNR - ngp (dB) | params total | params effective | "
-        "effective / ngp total | marched samples/ray | S | kept cells |",
+        f"| variant | what changes | test PSNR (dB) | SSIM | {COMPARISON_HEADER} |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        gain = f"{r['psnr'] - ngp['psnr']:+.2f}" if ngp else "-"
-        share = f"{r['params_effective'] / ngp['params_total']:.0%}" if ngp else "-"
-        sparsity = "-" if r["sparsity"] is None else f"{r['sparsity']:.3f}"
-        kept = "-" if r["kept_cells"] is None else f"{r['kept_cells']:.1%}"
-        lines.append(f"| {r['variant']} | {VARIANTS[r['variant']][0]} | {r['psnr']:.2f} | {r['ssim']:.3f} | {gain} | "
-                     f"{r['params_total']:,} | {r['params_effective']:,} | {share} | {r['marched_per_ray']:.1f} | "
-                     f"{sparsity} | {kept} |")
+        lines.append(f"| {r['variant']} | {VARIANTS[r['variant']][0]} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
+                     f"{comparison_columns(r, ngp)} |")
     return "\n".join(lines)
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (LEGO, machine_description, measure_in_subprocess, model_measurements,  # noqa: E402
-                    train_and_evaluate, write_section)
+from common import (COMPARISON_HEADER, LEGO, comparison_columns, machine_description,  # noqa: E402
+                    measure_in_subprocess, model_measurements, train_and_evaluate, write_section)
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("ngp", "hollow")
@@ -49,19 +49,12 @@ def equal_table(results: list[dict], machine: str, command: str) -> str:
     lines = [
         f"Machine: {machine}. Command: `{command}`.",
         "",
-        "| table | method | steps | train s | test PSNR (dB) | SSIM | params total | params effective | "
-        "effective / ngp total | PSNR - ngp (dB) | marched samples/ray | S | kept cells |",
+        f"| table | method | steps | train s | test PSNR (dB) | SSIM | {COMPARISON_HEADER} |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(results, key=lambda r: (r["log2_table"], r["method"] != "ngp")):
-        ngp = ngp_of(results, r["log2_table"])
-        share = f"{r['params_effective'] / ngp['params_total']:.0%}" if ngp else "-"
-        gain = f"{r['psnr'] - ngp['psnr']:+.2f}" if ngp else "-"
-        sparsity = "-" if r["sparsity"] is None else f"{r['sparsity']:.3f}"
-        kept = "-" if r["kept_cells"] is None else f"{r['kept_cells']:.1%}"
         lines.append(f"| 2^{r['log2_table']} | {r['method']} | {r['steps']} | {r['train_seconds']:.0f} | "
-                     f"{r['psnr']:.2f} | {r['ssim']:.3f} | {r['params_total']:,} | {r['params_effective']:,} | "
-                     f"{share} | {gain} | {r['marched_per_ray']:.1f} | {sparsity} | {kept} |")
+                     f"{r['psnr']:.2f} | {r['ssim']:.3f} | {comparison_columns(r, ngp_of(results, r['log2_table']))} |")
     return "\n".join(lines)
 
 
