@@ -59,7 +59,7 @@ class TrainConfig:
     lr_saliency: float = 5e-2
     saliency_beta1: float = 0.0  # Adam's momentum for the saliency logits; see make_optimizer
     saliency_beta2: float = 0.9  # Adam's second-moment decay for the saliency logits; see make_optimizer
-    table_lr_follows_saliency: bool = True  # hollow: table lr / mean saliency; see Trainer._scale_table_lr
+    table_lr_follows_saliency: bool = True  # hollow: table lr / mean saliency; see Trainer._set_learning_rates
     lr_decay_start: float = 0.8  # fraction of the budget trained at the full learning rate
     lr_final_fraction: float = 0.1  # then it decays exponentially to lr * this at the end
     weight_decay: float = 1e-6  # on MLP weights

@@ -127,7 +127,7 @@ class HollowField(nn.Module):
         index = torch.floor(unit.float().clamp(0.0, 1.0) * cells).long().clamp(max=cells - 1)
         return self.kept_cells[index[:, 0], index[:, 1], index[:, 2]]
 
-    def _density_and_geometry(self, positions: torch.Tensor):
+    def _density_and_geometry(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         features, saliency = self.encode(positions)
         out = self.density_mlp(features)
         sigma = trunc_exp(out[:, 0])
@@ -139,7 +139,8 @@ class HollowField(nn.Module):
         """sigma (N,) at scene-space points (N, 3)."""
         return self._density_and_geometry(positions)[0]
 
-    def forward(self, positions: torch.Tensor, directions: torch.Tensor):
+    def forward(self, positions: torch.Tensor,
+                directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """sigma (N,) and rgb (N, 3) at points (N, 3) seen along unit directions (N, 3), and the
         points' saliency p (N,) without gradient (None for ngp)."""
         sigma, geometry, saliency = self._density_and_geometry(positions)

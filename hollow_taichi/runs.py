@@ -100,8 +100,6 @@ def resume_config(out_dir: Path, requested: TrainConfig) -> TrainConfig:
     return saved
 
 
-
-
 @torch.no_grad()
 def evaluate(renderer: Renderer, images: ImageSet, render_dir: Path | None = None) -> dict:
     """PSNR and SSIM over a split (white background), optionally writing each render as PNG."""

@@ -162,7 +162,7 @@ class Trainer:
         self.train_cameras = scene.train.cameras.to(self.device)
         self.step = 0
         self.lr_decay = 1.0  # the schedule's factor on every learning rate
-        self.table_lr_scale = 1.0  # and the table's extra factor; see _scale_table_lr
+        self.table_lr_scale = 1.0  # and the table's extra factor; see _set_learning_rates
         self.elapsed = 0.0
         self.samples_trained = 0  # samples that went through the field's forward and backward
         self.checkpoint_step: int | None = None
@@ -183,7 +183,8 @@ class Trainer:
         return min(1.0, max(fractions))
 
     def _apply_schedule(self) -> None:
-        """Learning rate and gate alpha for where the run is in its budget.
+        """Learning-rate decay (set on the groups by _set_learning_rates) and gate alpha for where the
+        run is in its budget.
 
         The learning rate stays at its full value until lr_decay_start, then decays exponentially
         (as Instant-NGP's late decay). Measured on the built-in scene, 250 steps: decaying over the
@@ -191,15 +192,13 @@ class Trainer:
         """
         fraction = self.budget_fraction()
         start = self.config.lr_decay_start
-        decay = self.config.lr_final_fraction ** (max(0.0, fraction - start) / max(1.0 - start, 1e-9))
-        self.lr_decay = decay
-        for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * decay
+        self.lr_decay = self.config.lr_final_fraction ** (max(0.0, fraction - start) / max(1.0 - start, 1e-9))
         late = fraction >= self.config.field.gate_switch_fraction
         self.field.gate_alpha = self.config.field.gate_alpha_late if late else self.config.field.gate_alpha_early
 
-    def _scale_table_lr(self, mean_saliency: torch.Tensor | None) -> None:
-        """Table learning rate over the batch's mean saliency p (hollow, table_lr_follows_saliency).
+    def _set_learning_rates(self, mean_saliency: torch.Tensor | None) -> None:
+        """Every group's rate times the schedule's decay; the table's also over the batch's mean
+        saliency p (hollow, table_lr_follows_saliency).
 
         v = p * f, and Adam moves a table entry f by about lr a step whatever its gradient's scale,
         so v moves p times as far as Instant-NGP's features: once the pruner has pulled the kept
@@ -212,8 +211,8 @@ class Trainer:
         else:
             self.table_lr_scale = 1.0 / max(float(mean_saliency), MIN_SALIENCY_FOR_LR)
         for group in self.optimizer.param_groups:
-            if group["name"] == "table":
-                group["lr"] = group["initial_lr"] * self.lr_decay * self.table_lr_scale
+            scale = self.table_lr_scale if group["name"] == "table" else 1.0
+            group["lr"] = group["initial_lr"] * self.lr_decay * scale
 
     def admm_active(self) -> bool:
         return self.admm is not None and self.budget_fraction() >= self.config.admm.warmup_fraction
@@ -242,7 +241,7 @@ class Trainer:
         origins, directions, background, target = self.sample_batch(self.rays_per_step)
         jitter = torch.rand(origins.shape[0], generator=self.generator).to(self.device)
         result = self.renderer.render_rays(origins, directions, background, jitter)
-        self._scale_table_lr(result.mean_saliency)
+        self._set_learning_rates(result.mean_saliency)
         mse = torch.mean((result.color - target) ** 2)
         loss = mse
         if self.admm_active():

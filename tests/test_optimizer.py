@@ -24,17 +24,17 @@ def learning_rates(trainer: Trainer) -> dict[str, float]:
 
 def test_table_learning_rate_is_divided_by_the_mean_saliency(tmp_path, cpu):
     trainer = tiny_trainer(tmp_path)
-    trainer._scale_table_lr(torch.tensor(0.25))
+    trainer._set_learning_rates(torch.tensor(0.25))
     rates = learning_rates(trainer)
     assert rates["table"] == pytest.approx(4 * rates["mlp"])
-    trainer._scale_table_lr(torch.tensor(1e-4))  # a collapsed saliency does not blow the rate up
+    trainer._set_learning_rates(torch.tensor(1e-4))  # a collapsed saliency does not blow the rate up
     assert learning_rates(trainer)["table"] == pytest.approx(rates["mlp"] / MIN_SALIENCY_FOR_LR)
 
 
 @pytest.mark.parametrize("method, follows", [("hollow", False), ("ngp", True)])
 def test_table_learning_rate_is_the_schedule_without_saliency_following(tmp_path, cpu, method, follows):
     trainer = tiny_trainer(tmp_path, method, follows)
-    trainer._scale_table_lr(torch.tensor(0.25) if method == "hollow" else None)
+    trainer._set_learning_rates(torch.tensor(0.25) if method == "hollow" else None)
     rates = learning_rates(trainer)
     assert rates["table"] == rates["mlp"]
 
