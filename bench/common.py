@@ -17,21 +17,14 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 LEGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf_synthetic" / "lego"
 
 
-def evenly_spaced(total: int, count: int) -> list[int]:
-    """`count` indices spread evenly over range(total) (all of them for count <= 0)."""
-    if count <= 0 or count >= total:
-        return list(range(total))
-    return [round(i * total / count) for i in range(count)]
-
-
 def train_and_evaluate(config, test_views: int):
     """Train `config` (a TrainConfig) from scratch in this process, prune as `train` does, and
-    measure test PSNR/SSIM on `test_views` evenly spaced test views (white background).
+    measure test PSNR/SSIM on `test_views` evenly spaced test views (0: all; white background).
 
     Returns the trainer, the test views used and the measurements (a JSON-ready dict).
     """
     from hollow_taichi import backend, compact, runs
-    from hollow_taichi.scenes import load_scene
+    from hollow_taichi.scenes import evenly_spaced, load_scene
     from hollow_taichi.trainer import Trainer
 
     scene = load_scene(config.scene, config.downscale)
@@ -39,7 +32,7 @@ def train_and_evaluate(config, test_views: int):
         trainer = Trainer(scene, config, Path(out), progress=False)
         trainer.run()
     compact.apply_pruning(trainer.field, config.admm.prune_threshold)
-    test = scene.test.subset(evenly_spaced(len(scene.test), test_views))
+    test = scene.test.subset(evenly_spaced(len(scene.test), test_views or None))
     started = time.perf_counter()
     metrics = runs.evaluate(trainer.renderer, test)
     return trainer, test, {

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hollow_taichi.errors import SceneError
-from hollow_taichi.scenes import Cameras, load_scene
+from hollow_taichi.scenes import Cameras, evenly_spaced, load_scene
 
 WIDTH, HEIGHT = 8, 6
 ANGLE_X = 0.9
@@ -160,6 +160,15 @@ def test_skip_missing_refuses_a_split_left_empty(tmp_path):
         load_scene(root, skip_missing=True)
     assert str(caught.value) == (f"{root / 'transforms_val.json'}: the images of all 3 val frames are missing; "
                                  "the val split would be empty")
+
+
+def test_evenly_spaced_views_cover_the_split_from_its_first_frame():
+    assert evenly_spaced(200, 4) == [0, 50, 100, 150]
+    assert evenly_spaced(8, 3) == [0, 3, 5]  # round(8/3), round(16/3)
+    assert evenly_spaced(3, 2) == [0, 2]
+    assert evenly_spaced(5, None) == evenly_spaced(5, 5) == evenly_spaced(5, 9) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="at least 1, got 0"):
+        evenly_spaced(5, 0)
 
 
 def test_camera_angle_gives_focal_when_no_fl(tmp_path):

@@ -8,6 +8,16 @@ import torch
 from .cameras import Cameras
 
 
+def evenly_spaced(total: int, count: int | None) -> list[int]:
+    """`count` indices spread evenly over range(total), round(i * total / count); all of them when
+    count is None or at least total. A quick evaluation on a few views then still sees the whole orbit."""
+    if count is not None and count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    if count is None or count >= total:
+        return list(range(total))
+    return [round(i * total / count) for i in range(count)]
+
+
 @dataclass
 class ImageSet:
     """images (N, H, W, C) uint8 with C = 4 (RGBA, straight alpha) or 3 (RGB), one per camera."""
