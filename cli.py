@@ -12,7 +12,7 @@ import click
 from hollow_taichi import __version__
 from hollow_taichi.backend import ARCH_CHOICES, device_error
 from hollow_taichi.config import METHODS, TrainConfig
-from hollow_taichi.errors import HollowError, Interrupted
+from hollow_taichi.errors import HollowError, Interrupted, RunError
 
 DEFAULT_STEPS = 2000
 
@@ -78,14 +78,17 @@ def main():
               help="Continue the run in --out from its last checkpoint, with its saved settings; "
                    "--steps/--minutes, if given, replace its budget.")
 @click.option("--force", is_flag=True, help="Overwrite a run folder that holds another run.")
+@click.option("--eval-views", type=int,
+              help="After training, evaluate (and render) N evenly spaced test views (default: all).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(scene, out_dir, arch, steps, minutes, downscale, skip_missing, seed, method, hash_log2, saliency_res,
           sparsity, batch_samples, march_steps, threads, checkpoint_every, checkpoint_minutes, resume, force,
-          progress):
+          eval_views, progress):
     """Train on SCENE (a folder with transforms_train.json or transforms.json; default: built-in)."""
     from hollow_taichi import runs
     from hollow_taichi.scenes import builtin_scene_path
 
+    check_view_count("--eval-views", eval_views)
     if resume:
         warn_ignored_on_resume(click.get_current_context())
     config = TrainConfig(scene=str(scene or builtin_scene_path()), method=method, arch=arch, seed=seed,
@@ -99,7 +102,7 @@ def train(scene, out_dir, arch, steps, minutes, downscale, skip_missing, seed, m
     if not resume:
         config.validate()
     try:
-        metrics = runs.train(config, out_dir, resume=resume, force=force, progress=progress)
+        metrics = runs.train(config, out_dir, resume=resume, force=force, progress=progress, eval_views=eval_views)
     except Interrupted as stop:
         click.echo(f"{stop}; resume with: hollow-taichi train --resume --out {shlex.quote(str(out_dir))}", err=True)
         sys.exit(stop.exit_code)
@@ -107,7 +110,13 @@ def train(scene, out_dir, arch, steps, minutes, downscale, skip_missing, seed, m
     click.echo(f"test renders in {out_dir / runs.RENDERS_NAME}, metrics in {out_dir / runs.METRICS_NAME}")
 
 
-RESUME_OPTIONS = {"out_dir", "steps", "minutes", "resume", "force", "progress"}
+RESUME_OPTIONS = {"out_dir", "steps", "minutes", "resume", "force", "eval_views", "progress"}
+
+
+def check_view_count(option: str, count: int | None) -> None:
+    """A view count, if given, is at least 1 (a one-line error otherwise, before any work starts)."""
+    if count is not None and count < 1:
+        raise RunError(f"{option} must be at least 1, got {count}")
 
 
 def warn_ignored_on_resume(ctx: click.Context) -> None:
@@ -133,13 +142,16 @@ def _eval_path(model: Path, split: str) -> Path:
               help="Where to write the JSON (default RUN_DIR/eval_SPLIT.json, or MODEL_eval_SPLIT.json beside a "
                    "compact model).")
 @click.option("--arch", type=click.Choice(ARCH_CHOICES), help="Backend (default: the run's).")
-def evaluate(run_dir, scene, split, out_file, arch):
+@click.option("--views", type=int, help="Evaluate N evenly spaced views of the split (default: all).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def evaluate(run_dir, scene, split, out_file, arch, views, progress):
     """PSNR and SSIM of a trained run (RUN_DIR, or a compact model file) on a split of its scene (or of SCENE)."""
     from hollow_taichi import runs
 
+    check_view_count("--views", views)
     run = runs.load_model(run_dir, arch)
     images = getattr(runs.scene_for(run, scene), split)
-    metrics = runs.evaluate(run.renderer, images)
+    metrics = runs.evaluate_views(run.renderer, images, split, views, progress=progress)
     metrics.update(split=split, step=run.step)
     out_file = out_file or _eval_path(run_dir, split)
     out_file.write_text(json.dumps(metrics, indent=2))

@@ -1,6 +1,6 @@
-"""How a training run reports its progress: a bar redrawn in place on a terminal, a plain line every
-few seconds where stderr is a file or a pipe (a bar there leaves a carriage-return update several
-times a second in the log), nothing with --no-progress."""
+"""How a training run (over steps) or an evaluation (over views) reports its progress: a bar redrawn
+in place on a terminal, a plain line every few seconds where stderr is a file or a pipe (a bar there
+leaves a carriage-return update several times a second in the log), nothing with --no-progress."""
 from __future__ import annotations
 
 import sys
@@ -21,7 +21,7 @@ class Progress:
     """No progress report; notes (say, a validation PSNR) are still printed. The base of the others."""
 
     def update(self, step: int, values: dict[str, float]) -> None:
-        """Step `step` is done; `values` are what it measured (loss, PSNR, ...)."""
+        """Step (or view) number `step` is done; `values` are what it measured (loss, PSNR, ...)."""
 
     def note(self, text: str) -> None:
         tqdm.write(text)
@@ -37,10 +37,10 @@ class Progress:
 
 
 class BarProgress(Progress):
-    """tqdm's bar with the step's values beside it, for a terminal."""
+    """tqdm's bar with the latest values beside it, for a terminal."""
 
-    def __init__(self, total: int | None, initial: int, stream: TextIO):
-        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=stream)
+    def __init__(self, total: int | None, initial: int, stream: TextIO, unit: str = "step"):
+        self.bar = tqdm(total=total, initial=initial, unit=unit, dynamic_ncols=True, file=stream)
 
     def update(self, step: int, values: dict[str, float]) -> None:
         self.bar.update(1)
@@ -57,9 +57,10 @@ class LineProgress(Progress):
     """A plain line at most every `every` seconds, and one for the last step when the run stops."""
 
     def __init__(self, total: int | None, stream: TextIO, every: float = LINE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, unit: str = "step"):
         self.total = total
         self.stream = stream
+        self.unit = unit
         self.every = every
         self.clock = clock
         self.started = self.printed_at = clock()
@@ -78,16 +79,17 @@ class LineProgress(Progress):
         step, values = self.latest
         total = "" if self.total is None else f"/{self.total}"
         seconds = self.clock() - self.started
-        print(f"step {step}{total} [{seconds:.0f} s] {format_values(values)}", file=self.stream, flush=True)
+        print(f"{self.unit} {step}{total} [{seconds:.0f} s] {format_values(values)}", file=self.stream, flush=True)
         self.printed_at = self.clock()
         self.latest = None
 
 
-def progress_report(enabled: bool, total: int | None, initial: int, stream: TextIO | None = None) -> Progress:
-    """The report for a run starting at step `initial` of `total` (None: a time budget), on stderr by default."""
+def progress_report(enabled: bool, total: int | None, initial: int, stream: TextIO | None = None,
+                    unit: str = "step") -> Progress:
+    """The report for a run starting at `initial` of `total` units (None: a time budget), on stderr by default."""
     stream = stream or sys.stderr
     if not enabled:
         return Progress()
     if stream.isatty():
-        return BarProgress(total, initial, stream)
-    return LineProgress(total, stream)
+        return BarProgress(total, initial, stream, unit)
+    return LineProgress(total, stream, unit=unit)

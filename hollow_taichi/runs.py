@@ -1,7 +1,7 @@
 """Run folders: what `train` leaves behind, and loading it back for eval, render, export and info.
 
 A run folder holds config.json (every setting, the scene path included), checkpoint.pt (the latest
-complete checkpoint), metrics.json (after training) and renders/ (test-split images).
+complete checkpoint), metrics.json (after training) and renders/ (the evaluated test views).
 """
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from .errors import RunError
 from .files import remove_temporaries
 from .images import write_png
 from .metrics import psnr, ssim
+from .progress import progress_report
 from .renderer import Renderer
-from .scenes import ImageSet, Scene, load_scene
+from .scenes import ImageSet, Scene, evenly_spaced, load_scene
 from .trainer import LOG_NAME, WHITE, Trainer, build_model, ground_truth, resolve_march_steps
 
 CONFIG_NAME = "config.json"
@@ -56,8 +57,9 @@ def prepare_run_dir(out_dir: Path, config: TrainConfig, resume: bool, force: boo
 
 
 def train(config: TrainConfig, out_dir: Path, resume: bool = False, force: bool = False,
-          progress: bool = True) -> dict:
-    """Train the scene named in `config`, evaluate on its test split, write metrics and renders."""
+          progress: bool = True, eval_views: int | None = None) -> dict:
+    """Train the scene named in `config`, evaluate on `eval_views` evenly spaced views of its test
+    split (None: all), write metrics and renders."""
     out_dir = Path(out_dir)
     if resume:
         config = resume_config(out_dir, config)
@@ -74,7 +76,8 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False, force: bool 
     threshold = config.admm.prune_threshold
     compact.apply_pruning(trainer.field, threshold)
     eval_started = time.perf_counter()
-    metrics = evaluate(trainer.renderer, scene.test, out_dir / RENDERS_NAME)
+    render_dir = clear_renders(out_dir / RENDERS_NAME)
+    metrics = evaluate_views(trainer.renderer, scene.test, "test", eval_views, render_dir, progress)
     eval_seconds = time.perf_counter() - eval_started
     metrics.update(
         steps=trainer.step,
@@ -100,19 +103,40 @@ def resume_config(out_dir: Path, requested: TrainConfig) -> TrainConfig:
     return saved
 
 
+def clear_renders(render_dir: Path) -> Path:
+    """Delete the PNGs an earlier evaluation of the run left, so renders/ holds the views metrics.json names."""
+    for path in render_dir.glob("*.png"):
+        path.unlink()
+    return render_dir
+
+
+def evaluate_views(renderer: Renderer, images: ImageSet, split: str, views: int | None = None,
+                   render_dir: Path | None = None, progress: bool = False) -> dict:
+    """evaluate() on `views` evenly spaced frames of a split (None: all), recording how many and
+    which: SPLIT_views and SPLIT_view_indices (positions in the split)."""
+    indices = evenly_spaced(len(images), views)
+    chosen = images if len(indices) == len(images) else images.subset(indices)  # all: no copy of the images
+    metrics = evaluate(renderer, chosen, render_dir, progress)
+    metrics.update({f"{split}_views": len(indices), f"{split}_view_indices": indices})
+    return metrics
+
+
 @torch.no_grad()
-def evaluate(renderer: Renderer, images: ImageSet, render_dir: Path | None = None) -> dict:
-    """PSNR and SSIM over a split (white background), optionally writing each render as PNG."""
+def evaluate(renderer: Renderer, images: ImageSet, render_dir: Path | None = None, progress: bool = False) -> dict:
+    """PSNR and SSIM over a split (white background), optionally writing each render as PNG and
+    reporting progress per view (the running mean PSNR) on stderr."""
     if render_dir is not None:
         render_dir.mkdir(parents=True, exist_ok=True)
     psnrs, ssims = [], []
-    for index in range(len(images)):
-        image = renderer.render_view(images.cameras, index, WHITE).cpu()
-        target = ground_truth(images, index)
-        psnrs.append(psnr(image, target))
-        ssims.append(ssim(image, target))
-        if render_dir is not None:
-            write_png(render_dir / f"{Path(images.paths[index]).stem}.png", image)
+    with progress_report(progress, len(images), 0, unit="view") as report:
+        for index in range(len(images)):
+            image = renderer.render_view(images.cameras, index, WHITE).cpu()
+            target = ground_truth(images, index)
+            psnrs.append(psnr(image, target))
+            ssims.append(ssim(image, target))
+            if render_dir is not None:
+                write_png(render_dir / f"{Path(images.paths[index]).stem}.png", image)
+            report.update(index + 1, {"psnr": float(sum(psnrs)) / len(psnrs)})
     count = max(len(psnrs), 1)
     return {"psnr": round(float(sum(psnrs)) / count, 4), "ssim": round(float(sum(ssims)) / count, 5),
             "images": len(psnrs)}

@@ -1,5 +1,5 @@
-"""Bad input through `hollow-taichi train`: one line `error: ...` naming the file or value, a non-zero
-exit, no traceback, and no run folder left behind. These fail before any training starts; but
+"""Bad input through `hollow-taichi train` (and eval): one line `error: ...` naming the file or value, a
+non-zero exit, no traceback, and no run folder left behind. These fail before any training starts; but
 missing images, which --skip-missing turns into frames left out."""
 import json
 
@@ -58,6 +58,16 @@ def test_skip_missing_trains_on_the_frames_present_and_eval_loads_them_alike(tmp
     evaluated = run_cli("eval", run, "--out", tmp_path / "eval.json")
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads((tmp_path / "eval.json").read_text())["images"] == 1
+
+
+@pytest.mark.parametrize("views", [0, -2])
+def test_view_counts_below_one(tmp_path, views):
+    line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", tmp_path / "run", "--steps", 1,
+                              "--eval-views", views, *SMALL_RUN))
+    assert line == f"error: --eval-views must be at least 1, got {views}"
+    assert not (tmp_path / "run").exists()
+    line = error_line(run_cli("eval", tmp_path / "no_run", "--views", views))
+    assert line == f"error: --views must be at least 1, got {views}"
 
 
 def test_missing_scene_folder(tmp_path):

@@ -1,6 +1,7 @@
 """Progress reports: a bar on a terminal, a plain line at most every 10 seconds elsewhere (a log file
 stays small), nothing with --no-progress."""
 import io
+import re
 import subprocess
 import sys
 
@@ -28,6 +29,16 @@ def test_plain_lines_come_at_most_every_ten_seconds_and_at_the_end():
     assert "\r" not in stream.getvalue()
 
 
+def test_an_evaluation_counts_views():
+    stream = io.StringIO()
+    with progress_report(True, 2, 0, stream, unit="view") as report:
+        report.update(1, {"psnr": 20.0})
+        report.update(2, {"psnr": 21.5})
+    assert stream.getvalue().startswith("view 2/2 [0 s] psnr 21.5")
+    with progress_report(True, 2, 0, Terminal(), unit="view") as bar:
+        assert bar.bar.unit == "view"
+
+
 def test_a_bar_only_on_a_terminal_and_nothing_without_progress():
     assert isinstance(progress_report(True, 10, 0, Terminal()), BarProgress)
     assert isinstance(progress_report(True, 10, 0, io.StringIO()), LineProgress)
@@ -49,3 +60,5 @@ def test_a_run_logged_to_a_file_writes_plain_lines_only(tmp_path):
     assert len(log) < 2000, log
     progress_lines = [line for line in log.decode().splitlines() if line.startswith("step ")]
     assert progress_lines and progress_lines[-1].startswith(f"step {steps}/{steps} ")
+    view_lines = [line for line in log.decode().splitlines() if line.startswith("view ")]
+    assert len(view_lines) == 1 and re.fullmatch(r"view 1/1 \[\d+ s\] psnr [\d.]+", view_lines[0])  # 1 test view

@@ -5,6 +5,7 @@ import json
 import imageio.v2 as imageio
 import pytest
 from click.testing import CliRunner
+from scenes_util import SMALL_RUN, tiny_scene
 
 from hollow_taichi import checkpoint
 from hollow_taichi.admm import kept_cells
@@ -85,6 +86,28 @@ def test_eval_matches_training_metrics(run_dir, tmp_path):
     trained = json.loads((run_dir / "metrics.json").read_text())
     assert evaluated["psnr"] == pytest.approx(trained["psnr"], abs=1e-3)
     assert evaluated["split"] == "test" and evaluated["images"] == 8
+
+
+def evaluated_views(metrics: dict) -> tuple[int, list[int]]:
+    return metrics["test_views"], metrics["test_view_indices"]
+
+
+def test_eval_views_evaluate_and_render_evenly_spaced_test_views(tmp_path):
+    """24 frames hold out 0, 8 and 16 for test; 2 evenly spaced of those 3 are the 1st and 3rd."""
+    run = tmp_path / "run"
+    cli("train", tiny_scene(tmp_path / "scene", frames=24), "--out", run, "--steps", 1, "--eval-views", 2, *SMALL_RUN)
+    assert evaluated_views(json.loads((run / "metrics.json").read_text())) == (2, [0, 2])
+    assert sorted(path.name for path in (run / "renders").glob("*.png")) == ["r_0.png", "r_16.png"]
+
+    for views, expected in ((2, (2, [0, 2])), (1, (1, [0])), (None, (3, [0, 1, 2]))):
+        out = tmp_path / f"eval_{views}.json"
+        cli("eval", run, "--out", out, "--no-progress", *(("--views", views) if views else ()))
+        assert evaluated_views(json.loads(out.read_text())) == expected
+
+    resumed = cli("train", "--resume", "--out", run, "--steps", 2, "--eval-views", 1, "--no-progress")
+    assert "ignoring" not in resumed.output
+    assert evaluated_views(json.loads((run / "metrics.json").read_text())) == (1, [0])
+    assert [path.name for path in (run / "renders").glob("*.png")] == ["r_0.png"]
 
 
 def test_render_orbit_writes_frames_and_video(run_dir, tmp_path):
