@@ -3,7 +3,8 @@
   python bench/kernels.py [--arch cpu] [--points 131072] [--repeats 5] [--record]
 
 Encode: 16 levels x 2 features, 2^19 table, base 16, finest 2048 (the default field), uniformly
-random points (the worst case for caches; training samples are ray-coherent). Forward = one op call
+random points (the worst case for caches; training samples are ray-coherent), without and with
+HollowNeRF's saliency scaling. Forward = one op call
 (including the torch<->Taichi copies); backward = the autograd backward of that call. Composite:
 rays of 64 samples each. With --record the table goes to BENCHMARKS.md.
 """
@@ -36,23 +37,31 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_encode(points: int, repeats: int) -> tuple[float, float]:
+def bench_encode(points: int, repeats: int, saliency: bool) -> tuple[float, float]:
+    """Points/s of the encode op forward and backward, with HollowNeRF's saliency scaling or without."""
     device = backend.device()
     encoder = ops.HashEncoder(16, 2, 19, 16, 2048)
-    table = encoder.init_table().requires_grad_()
+    table = encoder.new_table()
+    logits = torch.full((64, 64, 64), 2.0, device=device, requires_grad=True) if saliency else None
     positions = torch.rand(points, 3, device=device)
     upstream = torch.randn(points, encoder.output_dim, device=device)
 
     def forward():
-        return encoder(positions, table)
+        return encoder(positions, table, logits)[0]
 
     def forward_backward():
-        table.grad = None
-        forward().backward(upstream)
+        forward().backward(upstream)  # the table's gradient accumulates, as between optimizer steps
 
     forward_time = timed(forward, repeats)
     backward_time = timed(forward_backward, repeats) - forward_time
     return points / forward_time, points / backward_time
+
+
+def bench_table_adam(repeats: int) -> float:
+    """Table entries/s of one Adam step over the default 16 x 2^19 x 2 table."""
+    table = ops.HashEncoder(16, 2, 19, 16, 2048).new_table()
+    optimizer = ops.TableAdam(table, 1e-2)
+    return table.numel() / timed(optimizer.step, repeats)
 
 
 def bench_composite(points: int, repeats: int) -> tuple[float, float]:
@@ -91,9 +100,10 @@ def bench_composite(points: int, repeats: int) -> tuple[float, float]:
 @click.option("--record", is_flag=True, help="Write the results to BENCHMARKS.md.")
 def main(arch, points, repeats, threads, record):
     arch = backend.init(arch, threads)
-    encode = bench_encode(points, repeats)
-    composite = bench_composite(points, repeats)
-    rows = [("hash encode (16 levels, 2^19 table)", *encode), ("composite (64 samples/ray)", *composite)]
+    rows = [("hash encode (16 levels, 2^19 table)", *bench_encode(points, repeats, saliency=False)),
+            ("hash encode * saliency (64^3 grid)", *bench_encode(points, repeats, saliency=True)),
+            ("composite (64 samples/ray)", *bench_composite(points, repeats))]
+    adam_rate = bench_table_adam(repeats)
     lines = [
         f"Machine: {machine_description(arch)}. Points per call: {points}. "
         f"Command: `python bench/kernels.py --arch {arch} --points {points} --repeats {repeats}"
@@ -102,6 +112,9 @@ def main(arch, points, repeats, threads, record):
         "| op | forward (M points/s) | backward (M points/s) |",
         "| --- | --- | --- |",
         *[f"| {name} | {fwd / 1e6:.2f} | {bwd / 1e6:.2f} |" for name, fwd, bwd in rows],
+        "",
+        f"Adam step over the whole 16 x 2^19 x 2 table (ops.TableAdam): {adam_rate / 1e6:.0f} M entries/s "
+        f"({1e3 * 16 * 2**19 * 2 / adam_rate:.0f} ms a step).",
     ]
     text = "\n".join(lines)
     click.echo(text)

@@ -106,7 +106,7 @@ def _pruned_logit(threshold: float) -> float:
 
 def _sparse_table(field: HollowField, threshold: float) -> dict:
     rows = referenced_rows(field, threshold)
-    table = field.table.detach().cpu()
+    table = field.table.read().cpu()
     return {"shape": list(table.shape), "rows": [_pack(level) for level in rows],
             "values": [table[index][level] for index, level in enumerate(rows)]}
 
@@ -179,7 +179,7 @@ def load(path: Path, arch: str | None = None) -> tuple[TrainConfig, Renderer, in
     backend.init(arch or config.arch, config.threads)
     with checkpoint.restoring(path):
         field, occupancy, renderer = build_model(config, state["aabb"], state["aabb_scale"])
-        field.table.copy_(_dense_table(state["table"]))
+        field.table.write(_dense_table(state["table"]))
         field.density_mlp.load_state_dict(state["mlp"]["density"])
         field.color_mlp.load_state_dict(state["mlp"]["color"])
         if field.hollow:

@@ -62,8 +62,7 @@ def saliency_slices(field: HollowField, out_dir: Path, count: int = 5, size: int
     for k in range(count):
         z = (k + 0.5) / count
         unit = _slice_points(z, size).to(backend.device())
-        ones = torch.ones((unit.shape[0], field.encoder.output_dim), device=unit.device)
-        _, saliency = field.saliency(unit, ones, field.saliency_logits)
+        saliency = field.saliency_at(unit)
         kept = field.kept_at(unit)
         path = out_dir / f"saliency_z{z:.3f}.png"
         write_png(path, _colour_map(saliency.cpu().reshape(size, size), kept.cpu().reshape(size, size)).numpy())

@@ -57,9 +57,8 @@ class HollowField(nn.Module):
         self.register_buffer("aabb", aabb.clone().float())
         self.encoder = ops.HashEncoder(config.levels, config.features_per_level, config.log2_table,
                                        config.base_resolution, config.finest_resolution * aabb_scale)
-        self.table = nn.Parameter(self.encoder.init_table(generator))
+        self.table = self.encoder.new_table(generator)  # a Taichi field, updated by ops.TableAdam
         if hollow:
-            self.saliency = ops.SaliencyScaler(config.saliency_resolution, self.encoder.output_dim)
             # Logit 2 (p = 0.88): v = p * f, and Adam moves f by about lr a step whatever its
             # gradient's scale, so v learns at p times the table's rate; starting near 1 keeps the
             # features learning as fast as Instant-NGP's while the scene forms, yet off the
@@ -77,6 +76,26 @@ class HollowField(nn.Module):
             nn.Linear(config.hidden, 3),
         )
         self.gate_alpha = config.gate_alpha_early
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        """The table joins the state dict as "table", as a parameter would (it is a Taichi field)."""
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "table"] = self.table.read()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        key = prefix + "table"
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        if key in unexpected_keys:
+            unexpected_keys.remove(key)
+        if key not in state_dict:
+            missing_keys.append(key)
+            return
+        try:
+            self.table.write(state_dict[key])
+        except ValueError as error:
+            error_msgs.append(f"{key}: {error}")
 
     def mlp_parameters(self) -> list[nn.Parameter]:
         return list(self.density_mlp.parameters()) + list(self.color_mlp.parameters())
@@ -97,11 +116,8 @@ class HollowField(nn.Module):
         """Encoded (and, for hollow, saliency-scaled) features v (N, L*F) of scene-space points, and
         their saliency p (N,) without gradient (None for ngp)."""
         unit = self.to_unit(positions)
-        features = self.encoder(unit, self.table)
-        if not self.hollow:
-            return features, None
-        features, saliency = self.saliency(unit, features, self.saliency_logits)
-        if self.kept_cells is not None:
+        features, saliency = self.encoder(unit, self.table, self.saliency_logits if self.hollow else None)
+        if self.hollow and self.kept_cells is not None:
             features = features * self.kept_at(unit)[:, None]
         return features, saliency
 
@@ -146,6 +162,10 @@ class HollowField(nn.Module):
         sigma, geometry, saliency = self._density_and_geometry(positions)
         rgb = torch.sigmoid(self.color_mlp(torch.cat([geometry, ops.sh_encode(directions)], dim=-1)))
         return sigma, rgb, saliency
+
+    def saliency_at(self, unit: torch.Tensor) -> torch.Tensor:
+        """p(x) (N,) at unit-cube points (N, 3) (hollow); no gradient."""
+        return self.encoder.saliency(unit, self.saliency_logits.detach())
 
     def saliency_probabilities(self) -> torch.Tensor:
         """sigmoid(G) (R, R, R); differentiable, for the ADMM constraint."""

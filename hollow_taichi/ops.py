@@ -15,7 +15,7 @@ import torch
 
 from . import backend
 from .backend import FieldBuffer, ParameterField
-from .kernels import compaction, hash_grid, occupancy_grid, ray_march, saliency_grid, sh_encoding, volume_render
+from .kernels import adam, compaction, hash_grid, occupancy_grid, ray_march, saliency_grid, sh_encoding, volume_render
 
 
 def _float32(tensor: torch.Tensor) -> torch.Tensor:
@@ -37,12 +37,51 @@ def level_resolutions(levels: int, base_resolution: int, finest_resolution: int)
     return [int(math.floor(base_resolution * growth**level)) for level in range(levels)]
 
 
-class HashEncoder:
-    """Multiresolution hash encoding of points in the unit cube.
+class HashTable:
+    """The hash grid's feature table (L, T, F): one Taichi field, with its gradient, for the whole run.
 
-    Call with positions (N, 3) in [0, 1]^3 and the table parameter (L, T, F), T = 2^log2_table;
-    returns features (N, L*F), level-major. Gradients flow to the table and, when positions
-    require grad, to the positions.
+    The encoder's kernels read it where it is, their autodiff accumulates into its gradient in place,
+    and TableAdam updates it in place and resets the gradient; no training step copies the table
+    between torch and Taichi. Torch sees it through read() and write() (checkpoints, export, tests).
+    """
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = tuple(shape)
+        self.field = ti.field(ti.f32, shape=self.shape, needs_grad=True)
+        # Autograd runs a Function's backward only if a tensor input requires grad; the table is no
+        # torch tensor, so this empty one stands for it in the graph (see _HashEncode).
+        self.grad_anchor = torch.zeros(0, requires_grad=True)
+
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def read(self) -> torch.Tensor:
+        """A torch copy of the table (L, T, F)."""
+        return self.field.to_torch(device=backend.device())
+
+    def write(self, values: torch.Tensor) -> None:
+        """Replace the table with `values` (L, T, F)."""
+        if tuple(values.shape) != self.shape:
+            raise ValueError(f"table of shape {tuple(values.shape)} does not fit {self.shape}")
+        self.field.from_torch(_float32(values))
+
+    def read_grad(self) -> torch.Tensor:
+        """A torch copy of the gradient accumulated since the last optimizer step (or zero_grad)."""
+        return self.field.grad.to_torch(device=backend.device())
+
+    def zero_grad(self) -> None:
+        self.field.grad.fill(0)
+
+
+class HashEncoder:
+    """Multiresolution hash encoding of points in the unit cube, optionally scaled by HollowNeRF's
+    saliency: v = sigmoid(trilerp(G, x)) * f(x).
+
+    Call with positions (N, 3) in [0, 1]^3, a HashTable of shape table_shape and, for the saliency,
+    logits G (R, R, R) (a vertex grid over the unit cube); returns features (N, L*F), level-major,
+    and the saliency p (N,) (None without logits; it carries no gradient). Gradients accumulate
+    into the table's gradient field and flow to the logits and, when positions require grad, to
+    the positions.
     """
 
     def __init__(self, levels: int = 16, features_per_level: int = 2, log2_table: int = 19,
@@ -55,10 +94,11 @@ class HashEncoder:
         self.output_dim = levels * features_per_level
         self._resolutions = ti.field(ti.i32, shape=levels)
         self._resolutions.from_torch(torch.tensor(self.resolutions, dtype=torch.int32))
-        self._table = ParameterField(self.table_shape)
         self._positions = FieldBuffer(ti.f32, (3,))
         self._positions_with_grad = FieldBuffer(ti.f32, (3,), needs_grad=True)
+        self._saliency = FieldBuffer(ti.f32, needs_grad=True)
         self._features = FieldBuffer(ti.f32, (self.output_dim,), needs_grad=True)
+        self._logits: ParameterField | None = None
 
     def addressable_rows(self) -> list[int]:
         """Per level, how many table rows the level can ever read: (res+1)^3 for a dense level (its
@@ -66,115 +106,119 @@ class HashEncoder:
         vertices are allocated (one (L, T, F) table) but never read, so they are no parameters."""
         return [min((resolution + 1) ** 3, self.table_size) for resolution in self.resolutions]
 
-    def init_table(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Initial table: U(-1e-4, 1e-4), as Instant-NGP."""
-        table = torch.rand(self.table_shape, generator=generator, dtype=torch.float32)
-        return ((table * 2 - 1) * 1e-4).to(backend.device())
+    def new_table(self, generator: torch.Generator | None = None) -> HashTable:
+        """A table initialised U(-1e-4, 1e-4), as Instant-NGP's."""
+        table = HashTable(self.table_shape)
+        values = torch.rand(self.table_shape, generator=generator, dtype=torch.float32)
+        table.write((values * 2 - 1) * 1e-4)
+        return table
 
-    def __call__(self, positions: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        return _HashEncode.apply(_float32(positions), table, self)
+    def __call__(self, positions: torch.Tensor, table: HashTable,
+                 logits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        features, saliency = _HashEncode.apply(_float32(positions), table.grad_anchor, logits, table, self)
+        return features, None if logits is None else saliency
 
-    def forward(self, positions: torch.Tensor, table: torch.Tensor, with_grad: bool) -> torch.Tensor:
+    def saliency(self, positions: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """p (N,) = sigmoid(trilerp(logits, x)) at points (N, 3) of the unit cube; no gradient."""
+        positions = _float32(positions)
+        position_field, logit_field, saliency, _ = self._load(positions, logits, with_grad=False)
+        saliency_grid.saliency(position_field, logit_field, saliency, positions.shape[0])
+        return self._saliency.read(positions.shape[0])
+
+    def _logit_field(self, logits: torch.Tensor) -> ParameterField:
+        if self._logits is None or self._logits.field.shape != tuple(logits.shape):
+            self._logits = ParameterField(tuple(logits.shape))
+        return self._logits
+
+    def _load(self, positions: torch.Tensor, logits: torch.Tensor | None, with_grad: bool):
+        """Positions into their field, and the kernels' arguments: (positions, logits, saliency, features)."""
         n = positions.shape[0]
         buffer = self._positions_with_grad if with_grad else self._positions
-        position_field = buffer.load(positions)
-        features = self._features.reserve(n)
-        hash_grid.hash_encode(position_field, self._table.sync(table), self._resolutions, features, n)
-        return self._features.read(n)
+        logit_field = None if logits is None else self._logit_field(logits).sync(logits)
+        return buffer.load(positions), logit_field, self._saliency.reserve(n), self._features.reserve(n)
 
-    def backward(self, positions: torch.Tensor, table: torch.Tensor, grad_features: torch.Tensor,
-                 with_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
+                with_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
         n = positions.shape[0]
+        position_field, logit_field, saliency, features = self._load(positions, logits, with_grad)
+        if logit_field is not None:
+            saliency_grid.saliency(position_field, logit_field, saliency, n)
+        scaled = logit_field is not None
+        hash_grid.hash_encode(position_field, table.field, self._resolutions, saliency, features, n, scaled)
+        return self._features.read(n), self._saliency.read(n) if scaled else torch.empty(0, device=backend.device())
+
+    def backward(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
+                 grad_features: torch.Tensor, with_grad: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Adds the table's gradient into its field; returns the gradients of positions and logits."""
+        n = positions.shape[0]
+        position_field, logit_field, saliency, features = self._load(positions, logits, with_grad)
         buffer = self._positions_with_grad if with_grad else self._positions
-        position_field = buffer.load(positions)
         if with_grad:
             buffer.zero_grad(n)
-        features = self._features.reserve(n)
         self._features.load_grad(_float32(grad_features))
-        self._table.zero_grad()
-        hash_grid.hash_encode.grad(position_field, self._table.sync(table), self._resolutions, features, n)
+        scaled = logit_field is not None
+        if scaled:
+            saliency_grid.saliency(position_field, logit_field, saliency, n)
+            self._saliency.zero_grad(n)
+            self._logits.zero_grad()
+        hash_grid.hash_encode.grad(position_field, table.field, self._resolutions, saliency, features, n, scaled)
+        if scaled:
+            saliency_grid.saliency.grad(position_field, logit_field, saliency, n)
         grad_positions = buffer.read_grad(n) if with_grad else None
-        return self._table.read_grad(), grad_positions
+        return grad_positions, self._logits.read_grad() if scaled else None
 
 
 class _HashEncode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, positions, table, encoder: HashEncoder):
-        ctx.encoder = encoder
+    def forward(ctx, positions, grad_anchor, logits, table: HashTable, encoder: HashEncoder):
+        ctx.encoder, ctx.table = encoder, table
         ctx.positions_need_grad = positions.requires_grad
-        ctx.save_for_backward(positions, table)
-        return encoder.forward(positions, table, positions.requires_grad)
+        ctx.save_for_backward(positions, logits)
+        features, saliency = encoder.forward(positions, table, logits, positions.requires_grad)
+        ctx.mark_non_differentiable(saliency)
+        return features, saliency
 
     @staticmethod
-    def backward(ctx, grad_features):
-        positions, table = ctx.saved_tensors
-        grad_table, grad_positions = ctx.encoder.backward(positions, table, grad_features,
-                                                          ctx.positions_need_grad)
-        return grad_positions, grad_table, None
+    def backward(ctx, grad_features, _grad_saliency):
+        positions, logits = ctx.saved_tensors
+        grad_positions, grad_logits = ctx.encoder.backward(positions, ctx.table, logits, grad_features,
+                                                           ctx.positions_need_grad)
+        return grad_positions, None, grad_logits, None, None
 
 
-# --- saliency grid -----------------------------------------------------------------------------
+class TableAdam:
+    """Adam (torch.optim.Adam's update, no weight decay) on a HashTable, in place, in one kernel that
+    also resets the table's gradient; the moments are torch tensors, this object's state.
 
-
-class SaliencyScaler:
-    """HollowNeRF's saliency: v = sigmoid(trilerp(G, x)) * f.
-
-    Call with positions (N, 3) in [0, 1]^3, features (N, D) and logits G (R, R, R) (a vertex grid
-    over the unit cube); returns (v (N, D), p (N,)). Gradients flow to the features and the logits;
-    p is an output for inspection and carries none.
+    Every entry is updated every step, as torch's Adam does (entries with zero gradient still move
+    by their decaying first moment), so training matches a torch Adam over the table.
     """
 
-    def __init__(self, resolution: int, feature_dim: int):
-        self.resolution = resolution
-        self.feature_dim = feature_dim
-        self._logits = ParameterField((resolution,) * 3)
-        self._positions = FieldBuffer(ti.f32, (3,))
-        self._features = FieldBuffer(ti.f32, (feature_dim,), needs_grad=True)
-        self._scaled = FieldBuffer(ti.f32, (feature_dim,), needs_grad=True)
-        self._saliency = FieldBuffer(ti.f32)
+    def __init__(self, table: HashTable, lr: float, betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-15):
+        self.table = table
+        self.lr = lr
+        self.betas = betas
+        self.eps = eps
+        self.steps = 0
+        self.first_moment = torch.zeros(table.shape, device=backend.device())
+        self.second_moment = torch.zeros(table.shape, device=backend.device())
 
-    def __call__(self, positions: torch.Tensor, features: torch.Tensor, logits: torch.Tensor):
-        return _SaliencyScale.apply(_float32(positions), _float32(features), logits, self)
+    def step(self) -> None:
+        self.steps += 1
+        beta1, beta2 = self.betas
+        step_size = self.lr / (1.0 - beta1**self.steps)
+        root_bias_correction2 = math.sqrt(1.0 - beta2**self.steps)
+        adam.adam_step(self.table.field, self.first_moment, self.second_moment, step_size, beta1, beta2,
+                       root_bias_correction2, self.eps)
 
-    def _run(self, positions, features, logits, differentiate: bool):
-        n = positions.shape[0]
-        args = (self._positions.load(positions), self._logits.sync(logits), self._features.load(features),
-                self._scaled.reserve(n), self._saliency.reserve(n), n)
-        if differentiate:
-            saliency_grid.saliency_scale.grad(*args)
-        else:
-            saliency_grid.saliency_scale(*args)
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "first_moment": self.first_moment.clone(),
+                "second_moment": self.second_moment.clone()}
 
-    def forward(self, positions, features, logits):
-        self._run(positions, features, logits, differentiate=False)
-        n = positions.shape[0]
-        return self._scaled.read(n), self._saliency.read(n)
-
-    def backward(self, positions, features, logits, grad_scaled):
-        n = positions.shape[0]
-        self._scaled.reserve(n)
-        self._scaled.load_grad(_float32(grad_scaled))
-        self._features.reserve(n)
-        self._features.zero_grad(n)
-        self._logits.zero_grad()
-        self._run(positions, features, logits, differentiate=True)
-        return self._features.read_grad(n), self._logits.read_grad()
-
-
-class _SaliencyScale(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, positions, features, logits, scaler: SaliencyScaler):
-        ctx.scaler = scaler
-        ctx.save_for_backward(positions, features, logits)
-        scaled, saliency = scaler.forward(positions, features, logits)
-        ctx.mark_non_differentiable(saliency)
-        return scaled, saliency
-
-    @staticmethod
-    def backward(ctx, grad_scaled, _grad_saliency):
-        positions, features, logits = ctx.saved_tensors
-        grad_features, grad_logits = ctx.scaler.backward(positions, features, logits, grad_scaled)
-        return None, grad_features, grad_logits, None
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = state["steps"]
+        self.first_moment = _float32(state["first_moment"]).clone()
+        self.second_moment = _float32(state["second_moment"]).clone()
 
 
 # --- spherical harmonics -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from . import backend, checkpoint
+from . import backend, checkpoint, ops
 from .admm import AdmmPruner, kept_cells
 from .config import TrainConfig
 from .errors import Interrupted, RunError
@@ -28,6 +28,8 @@ _MIN_RAYS = 256
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 LOG_NAME = "train_log.jsonl"
 MIN_SALIENCY_FOR_LR = 0.1  # the table's learning rate grows at most 10x as the saliency falls
+TABLE_AND_MLP_BETAS = (0.9, 0.99)  # Adam's, as Instant-NGP's
+ADAM_EPS = 1e-15
 
 
 @dataclass
@@ -84,7 +86,8 @@ def build_model(config: TrainConfig, aabb: torch.Tensor, aabb_scale: int,
 
 
 def make_optimizer(field: HollowField, config: TrainConfig) -> torch.optim.Adam:
-    """Adam over the table, the MLPs and (hollow) the saliency logits, each group with its own rate.
+    """Adam over the MLPs and (hollow) the saliency logits, each group with its own rate (the table
+    has its own Adam, make_table_optimizer, with the same betas and eps).
 
     The saliency logits get a short second-moment memory (saliency_beta2, 0.9). The sparsity
     penalty's gradient on a logit is proportional to p(1 - p), which shrinks as e^logit once p is
@@ -101,7 +104,6 @@ def make_optimizer(field: HollowField, config: TrainConfig) -> torch.optim.Adam:
     step 1e-5 at S = 0.024 and 28.84 dB (ngp: 28.76).
     """
     groups = [
-        {"name": "table", "params": [field.table], "lr": config.lr, "weight_decay": 0.0},
         {"name": "mlp", "params": field.mlp_parameters(), "lr": config.lr, "weight_decay": config.weight_decay},
     ]
     if field.hollow:
@@ -109,7 +111,13 @@ def make_optimizer(field: HollowField, config: TrainConfig) -> torch.optim.Adam:
                        "weight_decay": 0.0, "betas": (config.saliency_beta1, config.saliency_beta2)})
     for group in groups:
         group["initial_lr"] = group["lr"]
-    return torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
+    return torch.optim.Adam(groups, betas=TABLE_AND_MLP_BETAS, eps=ADAM_EPS)
+
+
+def make_table_optimizer(field: HollowField, config: TrainConfig) -> ops.TableAdam:
+    """Adam over the hash table where it lives (a Taichi field): no step copies the table or its
+    gradient between Taichi and torch; the moments are torch tensors."""
+    return ops.TableAdam(field.table, config.lr, TABLE_AND_MLP_BETAS, ADAM_EPS)
 
 
 class TrainingLog:
@@ -157,6 +165,7 @@ class Trainer:
         resolve_march_steps(config, scene)
         self.field, self.occupancy, self.renderer = build_model(config, scene.aabb, scene.aabb_scale, self.generator)
         self.optimizer = make_optimizer(self.field, config)
+        self.table_optimizer = make_table_optimizer(self.field, config)
         self.admm = AdmmPruner(config.admm) if config.hollow else None
         self.train_images = scene.train.images.to(self.device)
         self.train_cameras = scene.train.cameras.to(self.device)
@@ -211,8 +220,8 @@ class Trainer:
         else:
             self.table_lr_scale = 1.0 / max(float(mean_saliency), MIN_SALIENCY_FOR_LR)
         for group in self.optimizer.param_groups:
-            scale = self.table_lr_scale if group["name"] == "table" else 1.0
-            group["lr"] = group["initial_lr"] * self.lr_decay * scale
+            group["lr"] = group["initial_lr"] * self.lr_decay
+        self.table_optimizer.lr = self.config.lr * self.lr_decay * self.table_lr_scale
 
     def admm_active(self) -> bool:
         return self.admm is not None and self.budget_fraction() >= self.config.admm.warmup_fraction
@@ -251,6 +260,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        self.table_optimizer.step()
         if self.admm_active():
             self.admm.dual_update()
         self.step += 1
@@ -352,6 +362,7 @@ class Trainer:
             "field": self.field.state_dict(),
             "gate_alpha": self.field.gate_alpha,
             "optimizer": self.optimizer.state_dict(),
+            "table_optimizer": self.table_optimizer.state_dict(),
             "occupancy": self.occupancy.state_dict(),
             "admm": None if self.admm is None else self.admm.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state()},
@@ -364,6 +375,7 @@ class Trainer:
         self.field.load_state_dict(state["field"])
         self.field.gate_alpha = state["gate_alpha"]
         self.optimizer.load_state_dict(state["optimizer"])
+        self.table_optimizer.load_state_dict(state["table_optimizer"])
         self.occupancy.load_state_dict(state["occupancy"])
         if self.admm is not None:
             self.admm.load_state_dict(state["admm"])
@@ -385,7 +397,8 @@ class Trainer:
         Saving reads the state (RNG included) without changing it, and its time is not counted in
         `elapsed`, the clock of the time budget: when and how often a run saves changes nothing it learns.
         """
-        if not all(torch.isfinite(parameter).all() for parameter in self.field.parameters()):
+        parameters = [*self.field.parameters(), self.field.table.read()]
+        if not all(torch.isfinite(parameter).all() for parameter in parameters):
             raise RunError(f"training diverged: non-finite parameters at step {self.step}; {self.checkpoint_note()}")
         path = self.out_dir / checkpoint.CHECKPOINT_NAME
         checkpoint.save(path, self.state_dict())

@@ -1,4 +1,5 @@
-"""Saliency grid (HollowNeRF): p(x) = sigmoid(trilerp(G, x)) scales the encoded features.
+"""Saliency grid (HollowNeRF): p(x) = sigmoid(trilerp(G, x)), the factor on a point's hash features
+(kernels.hash_grid's scale); backward is its Taichi autodiff.
 
 G is a vertex grid of raw logits over the unit cube: G[i, j, k] sits at (i, j, k) / (R - 1), so the
 saliency inside a cell depends only on that cell's 8 corner logits (what makes pruning exact).
@@ -6,8 +7,6 @@ saliency inside a cell depends only on that cell's 8 corner logits (what makes p
 Fields:
   positions (N, 3) f32   points in [0, 1]^3 (clamped)
   logits    (R, R, R) f32
-  features  (N, D) f32   hash features f(x)
-  scaled    (N, D) f32   output v = p(x) * f(x)
   saliency  (N,) f32     output p(x)
 """
 import taichi as ti
@@ -27,18 +26,7 @@ def trilerp_logit(logits: ti.template(), position):
 
 
 @ti.kernel
-def saliency_scale(
-    positions: ti.template(),
-    logits: ti.template(),
-    features: ti.template(),
-    scaled: ti.template(),
-    saliency: ti.template(),
-    n: ti.i32,
-):
-    width = ti.static(features.shape[1])
+def saliency(positions: ti.template(), logits: ti.template(), saliency: ti.template(), n: ti.i32):
     for i in range(n):
         position = ti.Vector([positions[i, 0], positions[i, 1], positions[i, 2]])
-        p = 1.0 / (1.0 + ti.exp(-trilerp_logit(logits, position)))
-        saliency[i] = p
-        for j in ti.static(range(width)):
-            scaled[i, j] = p * features[i, j]
+        saliency[i] = 1.0 / (1.0 + ti.exp(-trilerp_logit(logits, position)))

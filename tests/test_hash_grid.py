@@ -45,6 +45,12 @@ def test_reference_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(lambda p, t: reference_encode(p, t, resolutions), (positions, table))
 
 
+def table_of(encoder, values):
+    table = ops.HashTable(encoder.table_shape)
+    table.write(values)
+    return table
+
+
 def sample_positions(n, resolutions, generator):
     """Random points, points on cell boundaries of every level, and points outside the box."""
     inside = torch.rand(n, 3, generator=generator)
@@ -61,43 +67,61 @@ def test_hash_encode_forward_and_gradients(arch, log2_table):
     generator = torch.Generator().manual_seed(0)
     encoder = ops.HashEncoder(levels=4, features_per_level=2, log2_table=log2_table,
                               base_resolution=3, finest_resolution=40)
-    table = (torch.rand(encoder.table_shape, generator=generator) * 2 - 1).requires_grad_()
+    values = torch.rand(encoder.table_shape, generator=generator) * 2 - 1
+    table = table_of(encoder, values)
     positions = sample_positions(200, encoder.resolutions, generator).requires_grad_()
     upstream = torch.randn(positions.shape[0], encoder.output_dim, generator=generator)
 
-    features = encoder(positions, table)
+    features, saliency = encoder(positions, table)
     (features * upstream).sum().backward()
 
-    table64 = table.detach().double().requires_grad_()
+    table64 = values.double().requires_grad_()
     positions64 = positions.detach().double().requires_grad_()
     expected = reference_encode(positions64, table64, encoder.resolutions)
     (expected * upstream.double()).sum().backward()
 
+    assert saliency is None
     torch.testing.assert_close(features.detach().double(), expected.detach(), atol=2e-5, rtol=1e-4)
-    assert table.grad.abs().sum() > 0 and positions.grad.abs().sum() > 0
-    torch.testing.assert_close(table.grad.double(), table64.grad, atol=1e-4, rtol=1e-4)
+    table_grad = table.read_grad()
+    assert table_grad.abs().sum() > 0 and positions.grad.abs().sum() > 0
+    torch.testing.assert_close(table_grad.double(), table64.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(positions.grad.double(), positions64.grad, atol=5e-3, rtol=1e-3)
 
 
 def test_hash_encode_without_position_gradient(arch):
     encoder = ops.HashEncoder(levels=2, features_per_level=2, log2_table=8, base_resolution=4,
                               finest_resolution=16)
-    table = torch.randn(encoder.table_shape).requires_grad_()
+    table = table_of(encoder, torch.randn(encoder.table_shape))
     positions = torch.rand(50, 3)
-    encoder(positions, table).sum().backward()
+    encoder(positions, table)[0].sum().backward()
     # With upstream gradient 1, each point gives each level's weights (summing to 1) to both features.
-    assert table.grad.sum().item() == pytest.approx(50 * 2 * 2, rel=1e-4)
+    assert table.read_grad().sum().item() == pytest.approx(50 * 2 * 2, rel=1e-4)
 
 
-def test_table_resync_after_in_place_update(arch):
+def test_table_gradient_accumulates_until_reset(arch):
+    """Backward passes add into the table's gradient field (as torch's .grad does) until the
+    optimizer step (or zero_grad) resets it."""
     encoder = ops.HashEncoder(levels=2, features_per_level=2, log2_table=8, base_resolution=4,
                               finest_resolution=16)
-    table = torch.randn(encoder.table_shape)
+    table = table_of(encoder, torch.randn(encoder.table_shape))
     positions = torch.rand(30, 3)
-    first = encoder(positions, table)
-    with torch.no_grad():
-        table.mul_(2.0)
-    torch.testing.assert_close(encoder(positions, table), 2.0 * first)
+    encoder(positions, table)[0].sum().backward()
+    once = table.read_grad()
+    encoder(positions, table)[0].sum().backward()
+    torch.testing.assert_close(table.read_grad(), 2 * once)
+    table.zero_grad()
+    assert not table.read_grad().any()
+
+
+def test_table_writes_are_seen_by_the_next_encode(arch):
+    encoder = ops.HashEncoder(levels=2, features_per_level=2, log2_table=8, base_resolution=4,
+                              finest_resolution=16)
+    values = torch.randn(encoder.table_shape)
+    table = table_of(encoder, values)
+    positions = torch.rand(30, 3)
+    first, _ = encoder(positions, table)
+    table.write(2.0 * values)
+    torch.testing.assert_close(encoder(positions, table)[0], 2.0 * first)
 
 
 def test_level_resolutions_follow_geometric_growth():

@@ -3,6 +3,7 @@ sparsity penalty's two forms (the constraint, the paper's L1)."""
 import pytest
 import torch
 
+from hollow_taichi import ops
 from hollow_taichi.admm import AdmmPruner
 from hollow_taichi.config import AdmmConfig, TrainConfig
 from hollow_taichi.scenes import load_scene
@@ -19,7 +20,7 @@ def tiny_trainer(tmp_path, method: str = "hollow", follows: bool = True) -> Trai
 
 
 def learning_rates(trainer: Trainer) -> dict[str, float]:
-    return {group["name"]: group["lr"] for group in trainer.optimizer.param_groups}
+    return {"table": trainer.table_optimizer.lr, **{group["name"]: group["lr"] for group in trainer.optimizer.param_groups}}
 
 
 def test_table_learning_rate_is_divided_by_the_mean_saliency(tmp_path, cpu):
@@ -71,3 +72,35 @@ def test_saliency_logits_stop_when_the_penalty_stops_pushing(tmp_path, cpu):
     logits.grad = torch.zeros_like(logits)  # the constraint is met: nothing pushes
     trainer.optimizer.step()
     assert torch.equal(logits.detach(), before)
+
+
+def test_table_adam_matches_torch_adam_and_resets_the_gradient(arch):
+    """The table's in-place Adam kernel against torch.optim.Adam on the same values and gradients,
+    over steps whose learning rate changes (the schedule sets it each step), zero-gradient entries
+    included (they still move on their first moment)."""
+    generator = torch.Generator().manual_seed(0)
+    shape = (2, 64, 2)
+    table = ops.HashTable(shape)
+    values = torch.randn(shape, generator=generator)
+    table.write(values)
+    reference = values.clone().requires_grad_()
+    torch_adam = torch.optim.Adam([reference], lr=1e-2, betas=(0.9, 0.99), eps=1e-15)
+    table_adam = ops.TableAdam(table, 1e-2, (0.9, 0.99), 1e-15)
+    encoder_like_gradient = ops.HashEncoder(levels=2, features_per_level=2, log2_table=6, base_resolution=2,
+                                            finest_resolution=8)
+    for step, lr in enumerate([1e-2, 1e-2, 5e-3, 2e-2]):
+        positions = torch.rand(20, 3, generator=generator)
+        upstream = torch.randn(20, encoder_like_gradient.output_dim, generator=generator)
+        if step == 2:
+            upstream.zero_()  # a step that touches nothing
+        table.write(reference.detach())
+        encoder_like_gradient(positions, table)[0].backward(upstream)
+        reference.grad = table.read_grad().clone()
+        for group in torch_adam.param_groups:
+            group["lr"] = lr
+        table_adam.lr = lr
+        torch_adam.step()
+        table_adam.step()
+        torch.testing.assert_close(table.read(), reference.detach(), atol=1e-6, rtol=1e-5)
+        assert not table.read_grad().any()
+    torch.testing.assert_close(table_adam.second_moment, torch_adam.state[reference]["exp_avg_sq"])

@@ -1,7 +1,9 @@
-"""Saliency scaling v = sigmoid(trilerp(G, x)) * f against a float64 torch reference, every backend."""
+"""Saliency scaling v = sigmoid(trilerp(G, x)) * hash(x) against a float64 torch reference, every backend."""
 import torch
 
 from hollow_taichi import ops
+
+from test_hash_grid import reference_encode, table_of
 
 
 def reference_scale(positions, features, logits):
@@ -29,29 +31,36 @@ def test_reference_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(lambda f, g: reference_scale(positions, f, g)[0], (features, logits))
 
 
-def test_saliency_forward_and_gradients(arch):
+def test_saliency_scaled_encoding_forward_and_gradients(arch):
+    """The encoder with logits: v = sigmoid(trilerp(G, x)) * hash(x), gradients to table, logits and
+    positions (through both the hash features and the saliency)."""
     generator = torch.Generator().manual_seed(1)
-    resolution, width = 5, 6
-    scaler = ops.SaliencyScaler(resolution, width)
+    resolution = 5
+    encoder = ops.HashEncoder(levels=3, features_per_level=2, log2_table=8, base_resolution=3,
+                              finest_resolution=20)
+    values = torch.rand(encoder.table_shape, generator=generator) * 2 - 1
+    table = table_of(encoder, values)
     positions = torch.cat([
-        torch.rand(300, 3, generator=generator),
-        torch.randint(0, resolution, (20, 3), generator=generator).float() / (resolution - 1),  # vertices
+        torch.rand(300, 3, generator=generator) * 0.98 + 0.01,
         torch.tensor([[-0.5, 0.5, 0.5], [1.5, 0.2, 0.9], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]),  # outside, corners
-    ])
-    features = torch.randn(positions.shape[0], width, generator=generator).requires_grad_()
+    ]).requires_grad_()
     logits = (torch.randn(resolution, resolution, resolution, generator=generator) * 2).requires_grad_()
-    upstream = torch.randn(positions.shape[0], width, generator=generator)
+    upstream = torch.randn(positions.shape[0], encoder.output_dim, generator=generator)
 
-    scaled, saliency = scaler(positions, features, logits)
+    scaled, saliency = encoder(positions, table, logits)
     (scaled * upstream).sum().backward()
 
-    features64 = features.detach().double().requires_grad_()
+    table64 = values.double().requires_grad_()
     logits64 = logits.detach().double().requires_grad_()
-    expected, expected_saliency = reference_scale(positions.double(), features64, logits64)
+    positions64 = positions.detach().double().requires_grad_()
+    features64 = reference_encode(positions64, table64, encoder.resolutions)
+    expected, expected_saliency = reference_scale(positions64, features64, logits64)
     (expected * upstream.double()).sum().backward()
 
     torch.testing.assert_close(scaled.detach().double(), expected.detach(), atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(saliency.double(), expected_saliency.detach(), atol=1e-6, rtol=1e-5)
-    assert logits.grad.abs().sum() > 0 and features.grad.abs().sum() > 0
-    torch.testing.assert_close(features.grad.double(), features64.grad, atol=1e-5, rtol=1e-4)
+    table_grad = table.read_grad()
+    assert logits.grad.abs().sum() > 0 and table_grad.abs().sum() > 0 and positions.grad.abs().sum() > 0
+    torch.testing.assert_close(table_grad.double(), table64.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(logits.grad.double(), logits64.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(positions.grad.double(), positions64.grad, atol=5e-3, rtol=1e-3)

@@ -1,0 +1,30 @@
+"""Adam on a Taichi field from its own gradient, in place (torch.optim.Adam's update, weight decay 0).
+
+The hash table lives in a field with its gradient for the whole run; this updates it where it is,
+so no step copies the table between Taichi and torch. The moments are torch tensors (ndarrays), so
+torch holds the optimizer state. Each entry's gradient is read once and reset to zero, ready for
+the next step's backward to accumulate into.
+"""
+import taichi as ti
+
+
+@ti.kernel
+def adam_step(
+    parameter: ti.template(),
+    first_moment: ti.types.ndarray(),
+    second_moment: ti.types.ndarray(),
+    step_size: ti.f32,
+    beta1: ti.f32,
+    beta2: ti.f32,
+    root_bias_correction2: ti.f32,
+    eps: ti.f32,
+):
+    """step_size = lr / (1 - beta1^t); root_bias_correction2 = sqrt(1 - beta2^t), t the step count."""
+    for index in ti.grouped(parameter):
+        gradient = parameter.grad[index]
+        first = beta1 * first_moment[index] + (1.0 - beta1) * gradient
+        second = beta2 * second_moment[index] + (1.0 - beta2) * gradient * gradient
+        first_moment[index] = first
+        second_moment[index] = second
+        parameter[index] -= step_size * first / (ti.sqrt(second) / root_bias_correction2 + eps)
+        parameter.grad[index] = 0.0
