@@ -2,6 +2,10 @@
 
 HOLLOW_TAICHI_REQUIRE=cpu,vulkan turns "backend missing" from a skip into a failure (CI sets it, so
 the Vulkan tests cannot silently stop running).
+
+HOLLOW_TAICHI_ONLY=vulkan keeps only the tests that start one of the named backends (through the arch
+parameter or a backend fixture); HOLLOW_TAICHI_SKIP=vulkan leaves those tests out. bench/gpu_check.py
+runs the Vulkan tests as a stage of their own this way.
 """
 import os
 
@@ -11,7 +15,15 @@ from hollow_taichi import backend
 from hollow_taichi.errors import BackendError
 
 ARCHS = ("cpu", "vulkan", "cuda")
-REQUIRED = {name for name in os.environ.get("HOLLOW_TAICHI_REQUIRE", "").split(",") if name}
+
+
+def _names(variable: str) -> set[str]:
+    return {name for name in os.environ.get(variable, "").split(",") if name}
+
+
+REQUIRED = _names("HOLLOW_TAICHI_REQUIRE")
+ONLY = _names("HOLLOW_TAICHI_ONLY")
+SKIP = _names("HOLLOW_TAICHI_SKIP")
 
 
 def start_backend(name: str) -> str:
@@ -43,3 +55,24 @@ def cpu():
 @pytest.fixture
 def vulkan():
     return start_backend("vulkan")
+
+
+def backends_of(item) -> set[str]:
+    """The backends a test starts: its arch parameter and the backend fixtures it uses."""
+    used = {name for name in ARCHS if name in item.fixturenames}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "arch_name" in callspec.params:
+        used.add(callspec.params["arch_name"])
+    return used
+
+
+def pytest_collection_modifyitems(config, items):
+    """Apply HOLLOW_TAICHI_ONLY and HOLLOW_TAICHI_SKIP."""
+    kept, left_out = [], []
+    for item in items:
+        used = backends_of(item)
+        wanted = (not ONLY or used & ONLY) and not used & SKIP
+        (kept if wanted else left_out).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept

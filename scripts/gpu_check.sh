@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Everything a session with a lent GPU runs, in one device call under 10 minutes: install, the test
+# suite on CPU and CUDA, kernel and training-speed benchmarks, 2 minutes of Lego on CUDA with its PSNR,
+# and the Vulkan tests on the NVIDIA driver. bench/gpu_check.py does the work; its docstring lists the
+# stages and options. Results: summary.json, summary.md and a log per stage in $OUT (or --out DIR).
+#
+# The GPU machine has Python 3.12 with torch, numpy, opencv-python-headless, imageio, click, tqdm,
+# pytest, pytest-timeout, setuptools (KINDS.md), but not the project's taichi==1.7.4, taichi's dill, or
+# imageio-ffmpeg. Taichi and dill travel as wheels; imageio-ffmpeg (68 MB, video writing only) does not,
+# and the tests that write videos are left out there, as summary.md says. The device call carries
+#   .whl     taichi 1.7.4 cp312 (its C API taken out: 36 MB instead of 56) and dill      --fetch-wheels
+#   .scenes  Lego's train split and 10 evenly spaced test views (14 MB), from
+#            ../shared/data/nerf_synthetic/lego, which does not travel                   --pack-lego
+#   .gl      the Vulkan and EGL loaders (debs, as the device tool's README says)         --fetch-vulkan-loader
+# Make all three here, once, in the checkout the session calls from; it prints what will travel
+# against the 64 MiB limit (49 MiB with the repository; with the full taichi wheel it would be 69):
+#   bash scripts/gpu_check.sh --fetch-wheels --pack-lego --fetch-vulkan-loader
+# Then the device call (tool `run`, carry [".whl", ".scenes", ".gl"], timeout_s 600):
+#   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; bash scripts/gpu_check.sh
+# A dry run of the same stages on this machine, tiny (tests/test_gpu_check.py runs one):
+#   bash scripts/gpu_check.sh --arch cpu --dry-run --out runs/gpu_check_dry
+set -uo pipefail
+exec "${PYTHON:-python3}" "$(dirname "$0")/../bench/gpu_check.py" "$@"
