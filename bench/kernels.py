@@ -47,7 +47,7 @@ def bench_encode(points: int, repeats: int, saliency: bool) -> tuple[float, floa
     upstream = torch.randn(points, encoder.output_dim, device=device)
 
     def forward():
-        return encoder(positions, table, logits)[0]
+        return encoder(positions, table, logits).features
 
     def forward_backward():
         forward().backward(upstream)  # the table's gradient accumulates, as between optimizer steps

@@ -34,6 +34,8 @@ from common import LEGO, machine_description, write_section  # noqa: E402
 # (phase, module, attribute path): functions whose time goes to a phase; ones a build lacks are skipped.
 PHASES = (
     ("march", "hollow_taichi.ops", "march_rays"),
+    ("march", "hollow_taichi.ops", "march_from"),
+    ("march", "hollow_taichi.ops", "ray_starts"),
     ("visibility pass", "hollow_taichi.renderer", "Renderer.visible_samples"),
     ("encode forward", "hollow_taichi.ops", "HashEncoder.forward"),
     ("encode forward", "hollow_taichi.ops", "SaliencyScaler.forward"),

@@ -112,14 +112,16 @@ class HollowField(nn.Module):
         """Scene-space points (N, 3) -> the unit cube spanned by the scene box."""
         return (positions - self.aabb[0]) / (self.aabb[1] - self.aabb[0])
 
-    def encode(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Encoded (and, for hollow, saliency-scaled) features v (N, L*F) of scene-space points, and
-        their saliency p (N,) without gradient (None for ngp)."""
+    def encode(self, positions: torch.Tensor, cached: ops.Encoding | None = None) -> tuple[torch.Tensor, ops.Encoding]:
+        """Features v (N, L*F) of scene-space points (N, 3) (for hollow saliency-scaled, and zero in
+        pruned cells), and the encode op's own result (ops.Encoding: before pruning; for hollow with
+        p and f). `cached`: that result from a no-grad call on the same points in the same step,
+        reused instead of encoding again (ops.HashEncoder)."""
         unit = self.to_unit(positions)
-        features, saliency = self.encoder(unit, self.table, self.saliency_logits if self.hollow else None)
+        encoding = self.encoder(unit, self.table, self.saliency_logits if self.hollow else None, cached)
         if self.hollow and self.kept_cells is not None:
-            features = features * self.kept_at(unit)[:, None]
-        return features, saliency
+            return encoding.features * self.kept_at(unit)[:, None], encoding
+        return encoding.features, encoding
 
     def prune(self, kept_cells: torch.Tensor | None) -> None:
         """From now on, points in saliency cells where kept_cells (R-1, R-1, R-1) is False decode to
@@ -143,25 +145,33 @@ class HollowField(nn.Module):
         index = torch.floor(unit.float().clamp(0.0, 1.0) * cells).long().clamp(max=cells - 1)
         return self.kept_cells[index[:, 0], index[:, 1], index[:, 2]]
 
-    def _density_and_geometry(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        features, saliency = self.encode(positions)
+    def density_and_geometry(self, positions: torch.Tensor,
+                             cached: ops.Encoding | None = None) -> tuple[torch.Tensor, torch.Tensor, ops.Encoding]:
+        """sigma (N,), the density MLP's whole output (N, 1 + geo_features) that color() reads, and
+        the encode op's result (ops.Encoding; its saliency p carries no gradient), at scene-space
+        points (N, 3). `cached`: see encode."""
+        features, encoding = self.encode(positions, cached)
         out = self.density_mlp(features)
         sigma = trunc_exp(out[:, 0])
         if self.hollow and self.config.gate != "off":
             sigma = soft_zero_gate(features, self.gate_alpha, self.config.gate == "gradient") * sigma
-        return sigma, out, saliency
+        return sigma, out, encoding
 
     def density(self, positions: torch.Tensor) -> torch.Tensor:
         """sigma (N,) at scene-space points (N, 3)."""
-        return self._density_and_geometry(positions)[0]
+        return self.density_and_geometry(positions)[0]
 
-    def forward(self, positions: torch.Tensor,
-                directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def color(self, geometry: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        """rgb (N, 3) from density_and_geometry's output (N, 1 + geo_features), seen along unit
+        directions (N, 3)."""
+        return torch.sigmoid(self.color_mlp(torch.cat([geometry, ops.sh_encode(directions)], dim=-1)))
+
+    def forward(self, positions: torch.Tensor, directions: torch.Tensor,
+                cached: ops.Encoding | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """sigma (N,) and rgb (N, 3) at points (N, 3) seen along unit directions (N, 3), and the
-        points' saliency p (N,) without gradient (None for ngp)."""
-        sigma, geometry, saliency = self._density_and_geometry(positions)
-        rgb = torch.sigmoid(self.color_mlp(torch.cat([geometry, ops.sh_encode(directions)], dim=-1)))
-        return sigma, rgb, saliency
+        points' saliency p (N,) without gradient (None for ngp). `cached`: see encode."""
+        sigma, geometry, encoding = self.density_and_geometry(positions, cached)
+        return sigma, self.color(geometry, directions), encoding.saliency
 
     def saliency_at(self, unit: torch.Tensor) -> torch.Tensor:
         """p(x) (N,) at unit-cube points (N, 3) (hollow); no gradient."""

@@ -73,15 +73,31 @@ class HashTable:
         self.field.grad.fill(0)
 
 
+@dataclass
+class Encoding:
+    """What the encode op computed for N points: features (N, L*F) (v = p * f for hollow), the
+    saliency p (N,) and the unscaled hash features f (N, L*F) (hollow; None for ngp). A no-grad
+    call's Encoding can be handed to a differentiable call on the same points (HashEncoder's cached)."""
+
+    features: torch.Tensor
+    saliency: torch.Tensor | None = None
+    unscaled: torch.Tensor | None = None
+
+    def select(self, keep: torch.Tensor) -> "Encoding":
+        """The rows where keep (N,) bool (or an index tensor) selects."""
+        return Encoding(*(None if part is None else part[keep] for part in (self.features, self.saliency, self.unscaled)))
+
+
 class HashEncoder:
     """Multiresolution hash encoding of points in the unit cube, optionally scaled by HollowNeRF's
     saliency: v = sigmoid(trilerp(G, x)) * f(x).
 
     Call with positions (N, 3) in [0, 1]^3, a HashTable of shape table_shape and, for the saliency,
-    logits G (R, R, R) (a vertex grid over the unit cube); returns features (N, L*F), level-major,
-    and the saliency p (N,) (None without logits; it carries no gradient). Gradients accumulate
-    into the table's gradient field and flow to the logits and, when positions require grad, to
-    the positions.
+    logits G (R, R, R) (a vertex grid over the unit cube); returns an Encoding: features (N, L*F),
+    level-major, and for the saliency p (N,) and f (N, L*F), which carry no gradient. Gradients of
+    the features accumulate into the table's gradient field and flow to the logits and, when
+    positions require grad, to the positions. With `cached`, the Encoding a no-grad call returned
+    for the same points, table and logits, the forward reuses it instead of running the kernels.
     """
 
     def __init__(self, levels: int = 16, features_per_level: int = 2, log2_table: int = 19,
@@ -98,6 +114,7 @@ class HashEncoder:
         self._positions_with_grad = FieldBuffer(ti.f32, (3,), needs_grad=True)
         self._saliency = FieldBuffer(ti.f32, needs_grad=True)
         self._features = FieldBuffer(ti.f32, (self.output_dim,), needs_grad=True)
+        self._scaled = FieldBuffer(ti.f32, (self.output_dim,), needs_grad=True)
         self._logits: ParameterField | None = None
 
     def addressable_rows(self) -> list[int]:
@@ -113,77 +130,94 @@ class HashEncoder:
         table.write((values * 2 - 1) * 1e-4)
         return table
 
-    def __call__(self, positions: torch.Tensor, table: HashTable,
-                 logits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        features, saliency = _HashEncode.apply(_float32(positions), table.grad_anchor, logits, table, self)
-        return features, None if logits is None else saliency
+    def __call__(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None = None,
+                 cached: Encoding | None = None) -> Encoding:
+        features, saliency, unscaled = _HashEncode.apply(_float32(positions), table.grad_anchor, logits, table,
+                                                         self, cached)
+        return Encoding(features) if logits is None else Encoding(features, saliency, unscaled)
 
     def saliency(self, positions: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """p (N,) = sigmoid(trilerp(logits, x)) at points (N, 3) of the unit cube; no gradient."""
         positions = _float32(positions)
-        position_field, logit_field, saliency, _ = self._load(positions, logits, with_grad=False)
-        saliency_grid.saliency(position_field, logit_field, saliency, positions.shape[0])
-        return self._saliency.read(positions.shape[0])
+        n = positions.shape[0]
+        saliency_grid.saliency(self._positions.load(positions), self._logit_field(logits), self._saliency.reserve(n), n)
+        return self._saliency.read(n)
 
-    def _logit_field(self, logits: torch.Tensor) -> ParameterField:
+    def _logit_field(self, logits: torch.Tensor):
+        """The logits' Taichi copy, refreshed if they changed since the last call."""
         if self._logits is None or self._logits.field.shape != tuple(logits.shape):
             self._logits = ParameterField(tuple(logits.shape))
-        return self._logits
+        return self._logits.sync(logits)
 
-    def _load(self, positions: torch.Tensor, logits: torch.Tensor | None, with_grad: bool):
-        """Positions into their field, and the kernels' arguments: (positions, logits, saliency, features)."""
-        n = positions.shape[0]
-        buffer = self._positions_with_grad if with_grad else self._positions
-        logit_field = None if logits is None else self._logit_field(logits).sync(logits)
-        return buffer.load(positions), logit_field, self._saliency.reserve(n), self._features.reserve(n)
+    def _position_buffer(self, with_grad: bool) -> FieldBuffer:
+        return self._positions_with_grad if with_grad else self._positions
 
     def forward(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
-                with_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                with_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(v (N, L*F), p (N,), f (N, L*F): the unscaled hash features, which backward reads); p and
+        f are empty for ngp."""
         n = positions.shape[0]
-        position_field, logit_field, saliency, features = self._load(positions, logits, with_grad)
-        if logit_field is not None:
-            saliency_grid.saliency(position_field, logit_field, saliency, n)
-        scaled = logit_field is not None
-        hash_grid.hash_encode(position_field, table.field, self._resolutions, saliency, features, n, scaled)
-        return self._features.read(n), self._saliency.read(n) if scaled else torch.empty(0, device=backend.device())
+        position_field = self._position_buffer(with_grad).load(positions)
+        features = self._features.reserve(n)
+        hash_grid.hash_encode(position_field, table.field, self._resolutions, features, n)
+        if logits is None:
+            empty = torch.empty(0, device=backend.device())
+            return self._features.read(n), empty, empty
+        saliency, scaled = self._saliency.reserve(n), self._scaled.reserve(n)
+        saliency_grid.saliency(position_field, self._logit_field(logits), saliency, n)
+        saliency_grid.scale_features(saliency, features, scaled, n)
+        return self._scaled.read(n), self._saliency.read(n), self._features.read(n)
 
     def backward(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
-                 grad_features: torch.Tensor, with_grad: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Adds the table's gradient into its field; returns the gradients of positions and logits."""
+                 unscaled: torch.Tensor, grad_features: torch.Tensor,
+                 with_grad: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Adds the table's gradient into its field; returns the gradients of positions and logits.
+        unscaled: forward's f (hollow), which the scaling's adjoint reads."""
         n = positions.shape[0]
-        position_field, logit_field, saliency, features = self._load(positions, logits, with_grad)
-        buffer = self._positions_with_grad if with_grad else self._positions
+        buffer = self._position_buffer(with_grad)
+        position_field = buffer.load(positions)
         if with_grad:
             buffer.zero_grad(n)
-        self._features.load_grad(_float32(grad_features))
-        scaled = logit_field is not None
-        if scaled:
+        grad_logits = None
+        if logits is None:
+            features = self._features.reserve(n)
+            self._features.load_grad(_float32(grad_features))
+        else:
+            features, saliency, scaled = self._features.load(unscaled), self._saliency.reserve(n), self._scaled.reserve(n)
+            logit_field = self._logit_field(logits)
             saliency_grid.saliency(position_field, logit_field, saliency, n)
+            self._scaled.load_grad(_float32(grad_features))
+            self._features.zero_grad(n)
             self._saliency.zero_grad(n)
             self._logits.zero_grad()
-        hash_grid.hash_encode.grad(position_field, table.field, self._resolutions, saliency, features, n, scaled)
-        if scaled:
+            saliency_grid.scale_features.grad(saliency, features, scaled, n)
             saliency_grid.saliency.grad(position_field, logit_field, saliency, n)
-        grad_positions = buffer.read_grad(n) if with_grad else None
-        return grad_positions, self._logits.read_grad() if scaled else None
+            grad_logits = self._logits.read_grad()
+        hash_grid.hash_encode.grad(position_field, table.field, self._resolutions, features, n)
+        return (buffer.read_grad(n) if with_grad else None), grad_logits
 
 
 class _HashEncode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, positions, grad_anchor, logits, table: HashTable, encoder: HashEncoder):
+    def forward(ctx, positions, grad_anchor, logits, table: HashTable, encoder: HashEncoder, cached: Encoding | None):
         ctx.encoder, ctx.table = encoder, table
         ctx.positions_need_grad = positions.requires_grad
-        ctx.save_for_backward(positions, logits)
-        features, saliency = encoder.forward(positions, table, logits, positions.requires_grad)
-        ctx.mark_non_differentiable(saliency)
-        return features, saliency
+        if cached is None:
+            scaled, saliency, unscaled = encoder.forward(positions, table, logits, positions.requires_grad)
+        else:
+            empty = torch.empty(0, device=positions.device)
+            scaled, saliency, unscaled = (empty if part is None else part.view_as(part)
+                                          for part in (cached.features, cached.saliency, cached.unscaled))
+        ctx.save_for_backward(positions, logits, unscaled)
+        ctx.mark_non_differentiable(saliency, unscaled)
+        return scaled, saliency, unscaled
 
     @staticmethod
-    def backward(ctx, grad_features, _grad_saliency):
-        positions, logits = ctx.saved_tensors
-        grad_positions, grad_logits = ctx.encoder.backward(positions, ctx.table, logits, grad_features,
+    def backward(ctx, grad_features, _grad_saliency, _grad_unscaled):
+        positions, logits, unscaled = ctx.saved_tensors
+        grad_positions, grad_logits = ctx.encoder.backward(positions, ctx.table, logits, unscaled, grad_features,
                                                            ctx.positions_need_grad)
-        return grad_positions, None, grad_logits, None, None
+        return grad_positions, None, grad_logits, None, None, None
 
 
 class TableAdam:
@@ -283,23 +317,36 @@ class MarchSettings:
     max_samples: int
 
 
-def march_rays(origins: torch.Tensor, directions: torch.Tensor, bitfield: torch.Tensor,
-               settings: MarchSettings, jitter: torch.Tensor | None = None) -> PackedSamples:
-    """Samples along rays (R, 3) where the occupancy bitfield (uint8, cascades * G^3 / 8) is set.
-
-    jitter (R,) in [0, 1) shifts each ray's first sample by that fraction of a step (training).
-    """
+def ray_starts(origins: torch.Tensor, directions: torch.Tensor, settings: MarchSettings,
+               jitter: torch.Tensor | None = None) -> torch.Tensor:
+    """t (R,) where marching rays (R, 3) starts: the scene box's entry, not before settings.near,
+    shifted by jitter (R,) in [0, 1) of a step (training); +inf for rays that miss the box."""
     origins, directions = _float32(origins), _float32(directions)
     n_rays = origins.shape[0]
+    jitter = torch.zeros(n_rays, device=origins.device) if jitter is None else _float32(jitter)
+    t_begin = torch.empty(n_rays, device=origins.device)
+    if n_rays:
+        ray_march.ray_starts(origins, directions, jitter, t_begin, n_rays, settings.cascades, settings.near,
+                             settings.cone_angle, settings.dt_min, settings.dt_max)
+    return t_begin
+
+
+def march_from(origins: torch.Tensor, directions: torch.Tensor, t_begin: torch.Tensor, bitfield: torch.Tensor,
+               settings: MarchSettings, max_samples: int) -> tuple[PackedSamples, torch.Tensor]:
+    """At most max_samples samples along each ray (R, 3) from t_begin (R,) where the occupancy
+    bitfield (uint8, cascades * G^3 / 8) is set, and t_next (R,): where each ray's marching goes on
+    (+inf for a ray that left the box), so that marching can continue in rounds."""
+    origins, directions, t_begin = _float32(origins), _float32(directions), _float32(t_begin)
+    n_rays = origins.shape[0]
     device = origins.device
-    jitter = torch.zeros(n_rays, device=device) if jitter is None else _float32(jitter)
     counts = torch.zeros(n_rays, dtype=torch.int32, device=device)
     offsets = torch.zeros_like(counts)
-    scalars = (settings.cascades, settings.grid_resolution, settings.near, settings.cone_angle,
-               settings.dt_min, settings.dt_max, settings.max_samples)
+    t_next = torch.full((n_rays,), math.inf, device=device)
+    scalars = (settings.cascades, settings.grid_resolution, settings.cone_angle, settings.dt_min, settings.dt_max,
+               max_samples)
     empty_i, empty_f = torch.zeros(1, dtype=torch.int32, device=device), torch.zeros(1, device=device)
     if n_rays:
-        ray_march.march_rays(origins, directions, jitter, bitfield, offsets, counts, empty_i, empty_f,
+        ray_march.march_rays(origins, directions, t_begin, bitfield, offsets, counts, t_next, empty_i, empty_f,
                              empty_f, torch.zeros((1, 3), device=device), n_rays, *scalars, False)
         offsets = (torch.cumsum(counts, 0) - counts).to(torch.int32)
     n_samples = int(counts.sum())
@@ -312,10 +359,21 @@ def march_rays(origins: torch.Tensor, directions: torch.Tensor, bitfield: torch.
         counts=counts,
     )
     if n_samples:
-        ray_march.march_rays(origins, directions, jitter, bitfield, samples.offsets, counts,
+        ray_march.march_rays(origins, directions, t_begin, bitfield, samples.offsets, counts, t_next,
                              samples.ray_indices, samples.t_starts, samples.t_ends, samples.positions,
                              n_rays, *scalars, True)
-    return samples
+    return samples, t_next
+
+
+def march_rays(origins: torch.Tensor, directions: torch.Tensor, bitfield: torch.Tensor,
+               settings: MarchSettings, jitter: torch.Tensor | None = None) -> PackedSamples:
+    """Samples along rays (R, 3) where the occupancy bitfield (uint8, cascades * G^3 / 8) is set,
+    up to settings.max_samples a ray, in one pass.
+
+    jitter (R,) in [0, 1) shifts each ray's first sample by that fraction of a step (training).
+    """
+    t_begin = ray_starts(origins, directions, settings, jitter)
+    return march_from(origins, directions, t_begin, bitfield, settings, settings.max_samples)[0]
 
 
 # --- compositing -------------------------------------------------------------------------------
@@ -402,16 +460,19 @@ class Compositor:
         return self._sigma.read_grad(n_samples), self._rgb.read_grad(n_samples)
 
 
-def transmittance(sigma: torch.Tensor, samples: PackedSamples) -> torch.Tensor:
+def transmittance(sigma: torch.Tensor, samples: PackedSamples, optical_depth: torch.Tensor | None = None) -> torch.Tensor:
     """T_s (M,): the fraction of light reaching each sample through the ones before it on its ray.
 
-    No gradient: the renderer uses it to drop samples that early termination would ignore.
+    optical_depth (R,), if given, is each ray's optical depth before its first sample here (earlier
+    rounds of marching) and is advanced in place past its last. No gradient: the renderer uses it
+    to drop samples that early termination would ignore.
     """
     sigma = _float32(sigma.detach())
     out = torch.empty_like(sigma)
+    depth = torch.zeros(samples.n_rays, device=sigma.device) if optical_depth is None else optical_depth
     if samples.n_samples:
         volume_render.transmittance(sigma, _float32(samples.t_ends - samples.t_starts), _int32(samples.offsets),
-                                    _int32(samples.counts), out, samples.n_rays)
+                                    _int32(samples.counts), depth, out, samples.n_rays)
     return out
 
 

@@ -13,6 +13,7 @@ from .scenes import Cameras
 from .scenes.cameras import SCENE_CENTRE
 
 _INFERENCE_RAYS = 1 << 12
+FIRST_ROUND_SAMPLES = 16  # samples each ray marches in visible_samples' first round; doubling after
 MIN_MARCH_STEPS = 128
 
 
@@ -34,6 +35,40 @@ class RenderResult:
     mean_saliency: torch.Tensor | None = None  # () mean p over the field's samples (hollow, samples > 0)
 
 
+@dataclass
+class VisibleSamples:
+    """What Renderer.visible_samples finds: the kept samples, packed ray by ray, with their density
+    sigma (M,) and, when asked for, the density MLP's output (M, 1 + geo_features) and the encode
+    op's result (ops.Encoding); all without gradient."""
+
+    samples: ops.PackedSamples
+    sigma: torch.Tensor
+    geometry: torch.Tensor | None = None
+    encoding: ops.Encoding | None = None
+
+    @staticmethod
+    def from_rounds(rounds: list[dict], n_rays: int, device) -> "VisibleSamples":
+        """Pack the rounds' kept samples (dicts of tensors by name, None where not kept) ray by ray;
+        within a ray, later rounds lie further along it, so a stable sort by ray keeps each ray's
+        samples sorted by t."""
+        if not rounds:  # no rays
+            no_ints, no_floats = torch.zeros(0, dtype=torch.int32, device=device), torch.zeros(0, device=device)
+            return VisibleSamples(ops.PackedSamples(no_ints, no_floats, no_floats, torch.zeros((0, 3), device=device),
+                                                    no_ints, no_ints), no_floats)
+        merged = {name: None if rounds[0][name] is None else torch.cat([part[name] for part in rounds])
+                  for name in rounds[0]}
+        order = torch.sort(merged["ray"], stable=True).indices
+        merged = {name: None if value is None else value[order] for name, value in merged.items()}
+        counts = torch.bincount(merged["ray"], minlength=n_rays).to(torch.int32)
+        samples = ops.PackedSamples(
+            ray_indices=merged["ray"].to(torch.int32), t_starts=merged["t_starts"], t_ends=merged["t_ends"],
+            positions=merged["positions"], offsets=(torch.cumsum(counts, 0) - counts).to(torch.int32), counts=counts)
+        encoding = None
+        if merged["features"] is not None:
+            encoding = ops.Encoding(merged["features"], merged["saliency"], merged["unscaled"])
+        return VisibleSamples(samples, merged["sigma"], merged["geometry"], encoding)
+
+
 class Renderer:
     def __init__(self, field: HollowField, occupancy: OccupancyGrid, cone_angle: float = 0.0,
                  max_samples: int = 1024, near: float = 0.0):
@@ -47,27 +82,67 @@ class Renderer:
 
     def render_rays(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor,
                     jitter: torch.Tensor | None = None) -> RenderResult:
-        """Render rays (R, 3) over per-ray background colours (R, 3); differentiable."""
-        samples = self.visible_samples(ops.march_rays(origins, directions, self.occupancy.bitfield, self.settings,
-                                                      jitter))
-        sample_directions = directions[samples.ray_indices.long()]
-        sigma, rgb, saliency = self.field(samples.positions, sample_directions)
+        """Render rays (R, 3) over per-ray background colours (R, 3); differentiable.
+
+        The field (and its backward) runs only on the samples early termination keeps
+        (visible_samples); which samples those are is found without gradient, and their encoding
+        from that pass is reused: only the MLPs run forward again, with gradient.
+        """
+        visible = self.visible_samples(origins, directions, jitter, keep_encoding=True)
+        samples = visible.samples
+        sigma, rgb, saliency = self.field(samples.positions, directions[samples.ray_indices.long()], visible.encoding)
         color, opacity, depth = self.compositor(sigma, rgb, samples, background)
         mean_saliency = saliency.mean() if saliency is not None and saliency.numel() else None
         return RenderResult(color, opacity, depth, samples.n_samples, mean_saliency)
 
-    def visible_samples(self, samples: ops.PackedSamples) -> ops.PackedSamples:
-        """The samples that early termination keeps; dropping the others changes no colour or gradient.
+    @torch.no_grad()
+    def infer_rays(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor) -> RenderResult:
+        """render_rays without gradients, for whole images: the density MLP runs once per sample
+        marched (its output kept for the colour MLP), the colour MLP only on the samples early
+        termination keeps."""
+        visible = self.visible_samples(origins, directions, keep_geometry=True)
+        samples = visible.samples
+        rgb = self.field.color(visible.geometry, directions[samples.ray_indices.long()])
+        color, opacity, depth = self.compositor(visible.sigma, rgb, samples, background)
+        return RenderResult(color, opacity, depth, samples.n_samples)
 
-        A no-grad density pass finds where each ray's transmittance falls below the compositor's
-        threshold. Behind a learned surface that is most samples, so the full field (and its
-        backward) runs on a fraction of what the marcher emits.
+    @torch.no_grad()
+    def visible_samples(self, origins: torch.Tensor, directions: torch.Tensor, jitter: torch.Tensor | None = None,
+                        keep_geometry: bool = False, keep_encoding: bool = False) -> VisibleSamples:
+        """The samples along rays (R, 3) that early termination keeps, marched in rounds.
+
+        Each round marches every ray still going a few samples further (FIRST_ROUND_SAMPLES, then
+        twice as many each round), evaluates their density without gradient, and carries each ray's
+        optical depth on; a ray stops once its transmittance falls below the compositor's threshold
+        or it leaves the box. Samples past that point would add nothing to any colour or gradient,
+        so the kept set is what one pass over the whole ray would keep, but the density pass runs
+        only about as far as the light goes. jitter (R,) shifts each ray's first sample (training).
+        keep_geometry: the density MLP's output of the kept samples comes back, for colour();
+        keep_encoding: their encoding, for a differentiable pass that need not encode them again.
         """
-        if samples.n_samples == 0:
-            return samples
-        with torch.no_grad():
-            sigma = self.field.density(samples.positions)
-        return samples.select(ops.transmittance(sigma, samples) >= self.compositor.min_transmittance)
+        n_rays = origins.shape[0]
+        device = origins.device
+        t = ops.ray_starts(origins, directions, self.settings, jitter)
+        optical_depth = torch.zeros(n_rays, device=device)
+        going = torch.arange(n_rays, device=device)
+        kept: list[dict] = []
+        marched, round_samples = 0, FIRST_ROUND_SAMPLES
+        while going.numel() and marched < self.settings.max_samples:
+            limit = min(round_samples, self.settings.max_samples - marched)
+            samples, t_next = ops.march_from(origins[going], directions[going], t[going], self.occupancy.bitfield,
+                                             self.settings, limit)
+            sigma, geometry, encoding = self.field.density_and_geometry(samples.positions)
+            depth = optical_depth[going]
+            keep = ops.transmittance(sigma, samples, depth) >= self.compositor.min_transmittance
+            encoding = encoding.select(keep) if keep_encoding else ops.Encoding(None)
+            kept.append({"ray": going[samples.ray_indices.long()][keep], "t_starts": samples.t_starts[keep],
+                         "t_ends": samples.t_ends[keep], "positions": samples.positions[keep], "sigma": sigma[keep],
+                         "geometry": geometry[keep] if keep_geometry else None, "features": encoding.features,
+                         "saliency": encoding.saliency, "unscaled": encoding.unscaled})
+            optical_depth[going], t[going] = depth, t_next
+            going = going[torch.isfinite(t_next) & (torch.exp(-depth) >= self.compositor.min_transmittance)]
+            marched, round_samples = marched + limit, 2 * round_samples
+        return VisibleSamples.from_rounds(kept, n_rays, device)
 
     @torch.no_grad()
     def render_view(self, cameras: Cameras, index: int, background=(1.0, 1.0, 1.0), width: int | None = None,
@@ -90,8 +165,7 @@ class Renderer:
         """
         colors, opacities, depths, samples = [], [], [], 0
         for chunk_origins, chunk_directions in zip(origins.split(_INFERENCE_RAYS), directions.split(_INFERENCE_RAYS)):
-            result = self.render_rays(chunk_origins, chunk_directions,
-                                      background.expand(chunk_origins.shape[0], 3))
+            result = self.infer_rays(chunk_origins, chunk_directions, background.expand(chunk_origins.shape[0], 3))
             colors.append(result.color)
             opacities.append(result.opacity)
             depths.append(result.depth)

@@ -4,9 +4,7 @@ Fields:
   positions   (N, 3) f32   points in the unit cube [0, 1]^3; points outside are clamped onto it
   table       (L, T, F) f32 per-level feature tables, T a power of two
   resolutions (L,) i32     grid resolution of each level (cells per side)
-  scale       (N,) f32     a factor on every feature of a point (HollowNeRF's saliency p(x)); read
-                           only when `apply_scale` is set
-  features    (N, L*F) f32 output, level-major: features[i, l*F + f] = scale[i] * f_l(x_i)[f]
+  features    (N, L*F) f32 output, level-major: features[i, l*F + f]
 """
 import taichi as ti
 
@@ -52,10 +50,8 @@ def hash_encode(
     positions: ti.template(),
     table: ti.template(),
     resolutions: ti.template(),
-    scale: ti.template(),
     features: ti.template(),
     n: ti.i32,
-    apply_scale: ti.template(),
 ):
     levels, table_size, width = ti.static(table.shape[0], table.shape[1], table.shape[2])
     # Level-major order keeps one level's table hot in cache while all points visit it.
@@ -70,8 +66,5 @@ def hash_encode(
             weight = corner_weight(fraction, corner_id)
             for f in ti.static(range(width)):
                 value[f] += weight * table[level, row, f]
-        factor = 1.0
-        if ti.static(apply_scale):
-            factor = scale[i]
         for f in ti.static(range(width)):
-            features[i, level * width + f] = factor * value[f]
+            features[i, level * width + f] = value[f]

@@ -86,13 +86,39 @@ def write_sample(ray_index: ti.template(), t_starts: ti.template(), t_ends: ti.t
 
 
 @ti.kernel
-def march_rays(
+def ray_starts(
     origins: ti.types.ndarray(ndim=2),
     directions: ti.types.ndarray(ndim=2),
     jitter: ti.types.ndarray(ndim=1),
+    t_begin: ti.types.ndarray(ndim=1),
+    n_rays: ti.i32,
+    cascades: ti.i32,
+    near: ti.f32,
+    cone_angle: ti.f32,
+    dt_min: ti.f32,
+    dt_max: ti.f32,
+):
+    """t_begin[r]: where ray r's marching starts: its entry into the scene box (not before `near`),
+    shifted by jitter[r] of a step; +inf for a ray that misses the box."""
+    for r in range(n_rays):
+        origin = ti.Vector([origins[r, 0], origins[r, 1], origins[r, 2]])
+        direction = ti.Vector([directions[r, 0], directions[r, 1], directions[r, 2]])
+        t_near, t_far = ray_box(origin, direction, 0.5 * ti.pow(2.0, ti.cast(cascades - 1, ti.f32)))
+        t = ti.max(t_near, near)
+        t += jitter[r] * step_size(t, cone_angle, dt_min, dt_max)
+        hits_box = t_far > t_near  # false for a miss, and for a NaN bound from a degenerate ray
+        t_begin[r] = t if hits_box else ti.math.inf
+
+
+@ti.kernel
+def march_rays(
+    origins: ti.types.ndarray(ndim=2),
+    directions: ti.types.ndarray(ndim=2),
+    t_begin: ti.types.ndarray(ndim=1),
     bitfield: ti.types.ndarray(ndim=1),
     offsets: ti.types.ndarray(ndim=1),
     counts: ti.types.ndarray(ndim=1),
+    t_next: ti.types.ndarray(ndim=1),
     ray_index: ti.types.ndarray(ndim=1),
     t_starts: ti.types.ndarray(ndim=1),
     t_ends: ti.types.ndarray(ndim=1),
@@ -100,31 +126,33 @@ def march_rays(
     n_rays: ti.i32,
     cascades: ti.i32,
     grid_res: ti.i32,
-    near: ti.f32,
     cone_angle: ti.f32,
     dt_min: ti.f32,
     dt_max: ti.f32,
     max_samples: ti.i32,
     emit: ti.template(),
 ):
-    """Without `emit`, counts[r] = number of samples of ray r; with it, writes them from offsets[r].
+    """March ray r from t_begin[r] (see ray_starts) for at most max_samples samples.
 
-    The emitting pass is a separate compilation, and float rounding may make it find a sample fewer
-    or more than the counting pass did; it writes at most counts[r] and pads any slots left over
-    with empty intervals (t_start = t_end) at the ray's last t, which composite to nothing.
+    Without `emit`, counts[r] = number of samples of ray r, and t_next[r] = where marching would go
+    on if it stopped at max_samples (+inf if the ray left the box first); with it, writes the
+    samples from offsets[r]. The emitting pass is a separate compilation, and float rounding may
+    make it find a sample fewer or more than the counting pass did; it writes at most counts[r] and
+    pads any slots left over with empty intervals (t_start = t_end) at the ray's last t, which
+    composite to nothing.
     """
     for r in range(n_rays):
         origin = ti.Vector([origins[r, 0], origins[r, 1], origins[r, 2]])
         direction = ti.Vector([directions[r, 0], directions[r, 1], directions[r, 2]])
         t_near, t_far = ray_box(origin, direction, 0.5 * ti.pow(2.0, ti.cast(cascades - 1, ti.f32)))
-        t = ti.max(t_near, near)
-        t += jitter[r] * step_size(t, cone_angle, dt_min, dt_max)
+        t = t_begin[r]
         limit = counts[r] if ti.static(emit) else max_samples
         n = 0
-        hits_box = t_far > t_near  # false for a miss, and for a NaN bound from a degenerate ray
-        while hits_box and n < limit:
+        left_box = not (t < t_far)  # also for t_begin = +inf (a miss) and NaN bounds
+        while not left_box and n < limit:
             dt = step_size(t, cone_angle, dt_min, dt_max)
             if t + 0.5 * dt >= t_far:
+                left_box = True
                 break
             position = origin + (t + 0.5 * dt) * direction  # a sample is its interval's midpoint
             cascade = ti.max(cascade_of_position(position, cascades), cascade_of_step(dt, grid_res, cascades))
@@ -140,3 +168,4 @@ def march_rays(
                 write_sample(ray_index, t_starts, t_ends, positions, offsets[r] + k, r, t, t, origin + t * direction)
         else:
             counts[r] = n
+            t_next[r] = ti.math.inf if left_box else t

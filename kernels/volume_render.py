@@ -65,10 +65,14 @@ def add_background(color: ti.template(), opacity: ti.template(), background: ti.
 
 @ti.kernel
 def transmittance(sigma: ti.types.ndarray(ndim=1), dt: ti.types.ndarray(ndim=1), offsets: ti.types.ndarray(ndim=1),
-                  counts: ti.types.ndarray(ndim=1), out: ti.types.ndarray(ndim=1), n_rays: ti.i32):
-    """out[s] = T_s = exp(-tau_s), the light reaching sample s; no gradient (sample culling)."""
+                  counts: ti.types.ndarray(ndim=1), depth: ti.types.ndarray(ndim=1), out: ti.types.ndarray(ndim=1),
+                  n_rays: ti.i32):
+    """out[s] = T_s = exp(-tau_s), the light reaching sample s, where ray r's optical depth starts at
+    depth[r] (the samples of earlier rounds of marching) and is left there at the end; no gradient
+    (sample culling)."""
     for r in range(n_rays):
-        running = 0.0
+        running = depth[r]
         for s in range(offsets[r], offsets[r] + counts[r]):
             out[s] = ti.exp(-running)
             running += sigma[s] * dt[s]
+        depth[r] = running

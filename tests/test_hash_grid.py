@@ -72,7 +72,8 @@ def test_hash_encode_forward_and_gradients(arch, log2_table):
     positions = sample_positions(200, encoder.resolutions, generator).requires_grad_()
     upstream = torch.randn(positions.shape[0], encoder.output_dim, generator=generator)
 
-    features, saliency = encoder(positions, table)
+    encoding = encoder(positions, table)
+    features, saliency = encoding.features, encoding.saliency
     (features * upstream).sum().backward()
 
     table64 = values.double().requires_grad_()
@@ -93,7 +94,7 @@ def test_hash_encode_without_position_gradient(arch):
                               finest_resolution=16)
     table = table_of(encoder, torch.randn(encoder.table_shape))
     positions = torch.rand(50, 3)
-    encoder(positions, table)[0].sum().backward()
+    encoder(positions, table).features.sum().backward()
     # With upstream gradient 1, each point gives each level's weights (summing to 1) to both features.
     assert table.read_grad().sum().item() == pytest.approx(50 * 2 * 2, rel=1e-4)
 
@@ -105,9 +106,9 @@ def test_table_gradient_accumulates_until_reset(arch):
                               finest_resolution=16)
     table = table_of(encoder, torch.randn(encoder.table_shape))
     positions = torch.rand(30, 3)
-    encoder(positions, table)[0].sum().backward()
+    encoder(positions, table).features.sum().backward()
     once = table.read_grad()
-    encoder(positions, table)[0].sum().backward()
+    encoder(positions, table).features.sum().backward()
     torch.testing.assert_close(table.read_grad(), 2 * once)
     table.zero_grad()
     assert not table.read_grad().any()
@@ -119,9 +120,9 @@ def test_table_writes_are_seen_by_the_next_encode(arch):
     values = torch.randn(encoder.table_shape)
     table = table_of(encoder, values)
     positions = torch.rand(30, 3)
-    first, _ = encoder(positions, table)
+    first = encoder(positions, table).features
     table.write(2.0 * values)
-    torch.testing.assert_close(encoder(positions, table)[0], 2.0 * first)
+    torch.testing.assert_close(encoder(positions, table).features, 2.0 * first)
 
 
 def test_level_resolutions_follow_geometric_growth():

@@ -47,7 +47,8 @@ def test_saliency_scaled_encoding_forward_and_gradients(arch):
     logits = (torch.randn(resolution, resolution, resolution, generator=generator) * 2).requires_grad_()
     upstream = torch.randn(positions.shape[0], encoder.output_dim, generator=generator)
 
-    scaled, saliency = encoder(positions, table, logits)
+    encoding = encoder(positions, table, logits)
+    scaled, saliency = encoding.features, encoding.saliency
     (scaled * upstream).sum().backward()
 
     table64 = values.double().requires_grad_()

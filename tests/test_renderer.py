@@ -1,0 +1,82 @@
+"""The renderer's inference path (whole images) against its differentiable training path."""
+import pytest
+import torch
+
+from hollow_taichi import ops
+from hollow_taichi import renderer as renderer_module
+
+from test_compact import random_model, rays_through_box, tiny_config
+
+
+@pytest.mark.parametrize("method", ["hollow", "ngp"])
+def test_inference_renders_what_the_training_path_renders(arch, method):
+    """infer_rays evaluates the density once per marched sample and the colour only where early
+    termination keeps a sample; render_rays culls with a no-grad pass, then runs the whole field."""
+    _, _, renderer = random_model(tiny_config(method), seed=2)
+    origins, directions = rays_through_box(128, seed=4)
+    background = torch.rand(128, 3, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        trained = renderer.render_rays(origins, directions, background)
+    inferred = renderer.infer_rays(origins, directions, background)
+    assert inferred.n_samples == trained.n_samples > 0
+    assert (trained.opacity > 0.5).any() and (trained.opacity < 0.5).any()  # a test that can tell
+    torch.testing.assert_close(inferred.color, trained.color, atol=1e-5, rtol=0)
+    torch.testing.assert_close(inferred.opacity, trained.opacity, atol=1e-5, rtol=0)
+    torch.testing.assert_close(inferred.depth, trained.depth, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("first_round", [1, 3, 32])
+def test_marching_in_rounds_keeps_what_one_pass_keeps(arch, monkeypatch, first_round):
+    """visible_samples marches in rounds and stops each ray where its light runs out; the samples it
+    keeps are those one pass over the whole ray keeps after culling by transmittance."""
+    monkeypatch.setattr(renderer_module, "FIRST_ROUND_SAMPLES", first_round)
+    _, _, renderer = random_model(tiny_config("hollow"), seed=2)
+    with torch.no_grad():
+        renderer.field.density_mlp[-1].bias[0] += 4.0  # dense enough that light runs out inside the box
+    origins, directions = rays_through_box(128, seed=4)
+    jitter = torch.rand(128, generator=torch.Generator().manual_seed(6))
+    one_pass = ops.march_rays(origins, directions, renderer.occupancy.bitfield, renderer.settings, jitter)
+    with torch.no_grad():
+        sigma = renderer.field.density(one_pass.positions)
+    expected = one_pass.select(ops.transmittance(sigma, one_pass) >= renderer.compositor.min_transmittance)
+
+    visible = renderer.visible_samples(origins, directions, jitter)
+
+    assert 0 < expected.n_samples < one_pass.n_samples  # some rays end early, some samples survive
+    assert torch.equal(visible.samples.counts, expected.counts)
+    assert torch.equal(visible.samples.offsets, expected.offsets)
+    assert torch.equal(visible.samples.ray_indices, expected.ray_indices)
+    torch.testing.assert_close(visible.samples.t_starts, expected.t_starts, atol=1e-6, rtol=0)
+    torch.testing.assert_close(visible.samples.positions, expected.positions, atol=1e-6, rtol=0)
+    torch.testing.assert_close(visible.sigma, sigma[ops.transmittance(sigma, one_pass) >= 1e-4], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["hollow", "ngp"])
+def test_reusing_the_visibility_pass_encoding_changes_no_gradient(arch, method):
+    """render_rays hands the no-grad pass's encoding to the differentiable field call instead of
+    encoding the kept samples again: forward and every gradient (table, logits, MLPs) must be what
+    encoding afresh gives, pruned cells included."""
+    field, _, renderer = random_model(tiny_config(method), seed=3)
+    if method == "hollow":
+        cells = (field.saliency_logits.shape[0] - 1,) * 3
+        field.prune(torch.rand(cells, generator=torch.Generator().manual_seed(1)) > 0.3)
+    origins, directions = rays_through_box(96, seed=7)
+    visible = renderer.visible_samples(origins, directions, keep_encoding=True)
+    positions, ray_directions = visible.samples.positions, directions[visible.samples.ray_indices.long()]
+    upstream = torch.randn(positions.shape[0], 4, generator=torch.Generator().manual_seed(8))
+
+    def gradients(cached):
+        field.zero_grad()
+        field.table.zero_grad()
+        sigma, rgb, _ = field(positions, ray_directions, cached)
+        (torch.cat([sigma[:, None], rgb], dim=1) * upstream).sum().backward()
+        grads = [field.table.read_grad()] + [p.grad.clone() for p in field.parameters() if p.grad is not None]
+        return torch.cat([sigma[:, None], rgb], dim=1).detach(), grads
+
+    fresh, fresh_grads = gradients(None)
+    reused, reused_grads = gradients(visible.encoding)
+    assert positions.shape[0] > 0 and fresh_grads[0].abs().sum() > 0
+    torch.testing.assert_close(reused, fresh, atol=1e-6, rtol=1e-5)
+    assert len(reused_grads) == len(fresh_grads) == 1 + 10 + (method == "hollow")  # table, MLPs, logits
+    for reused_grad, fresh_grad in zip(reused_grads, fresh_grads):
+        torch.testing.assert_close(reused_grad, fresh_grad, atol=1e-6, rtol=1e-4)
