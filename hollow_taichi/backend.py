@@ -106,15 +106,20 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def _next_power_of_two(n: int) -> int:
-    return 1 << max(0, n - 1).bit_length()
+def _next_power_of_four(n: int) -> int:
+    return 1 << (2 * ((max(0, n - 1).bit_length() + 1) // 2))
 
 
 class FieldBuffer:
-    """A Taichi field of shape (capacity, *trailing) whose capacity doubles as batches grow."""
+    """A Taichi field of shape (capacity, *trailing) whose capacity grows fourfold as batches grow.
+
+    Every kernel that takes the field as a template is compiled again for a new one (a second or
+    more for the hash grid's autodiff), so the buffer starts large enough for small batches and
+    grows in few, large steps: training's batch sizes drift for hundreds of steps.
+    """
 
     def __init__(self, dtype, trailing: tuple[int, ...] = (), needs_grad: bool = False,
-                 min_capacity: int = 1 << 10):
+                 min_capacity: int = 1 << 14):
         self.dtype = dtype
         self.trailing = tuple(trailing)
         self.needs_grad = needs_grad
@@ -131,7 +136,7 @@ class FieldBuffer:
         if self.field is None or n > self.capacity:
             if self._tree is not None:
                 self._tree.destroy()
-            capacity = max(self.min_capacity, _next_power_of_two(n))
+            capacity = max(self.min_capacity, _next_power_of_four(n))
             builder = ti.FieldsBuilder()
             self.field = ti.field(self.dtype, needs_grad=self.needs_grad)
             builder.dense(ti.axes(*range(1 + len(self.trailing))), (capacity, *self.trailing)).place(self.field)

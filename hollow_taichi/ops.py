@@ -3,7 +3,9 @@
 Differentiable ops are torch.autograd.Function bridges whose backward runs the Taichi autodiff of
 the forward kernel (kernel.grad). Each op object owns the Taichi fields its kernels work on; backward
 reloads its inputs into them, so interleaved calls (say, an occupancy update between a forward and
-its backward) cannot corrupt a gradient. All tensors live on backend.device().
+its backward) cannot corrupt a gradient. The one exception is the hash table (HashTable): it stays
+in its Taichi field for the whole run, its gradient accumulates there, and TableAdam updates it
+there. All tensors live on backend.device().
 """
 from __future__ import annotations
 
