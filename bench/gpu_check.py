@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LEGO, evenly_spaced  # noqa: E402
+from common import LEGO  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -383,6 +383,7 @@ def pack_lego(source: Path, test_views: int) -> None:
     """Copy a Blender-layout scene's train split and `test_views` evenly spaced test views (the ones
     bench/train_lego.py --test-views picks on the full split) into .scenes/NAME; no val split."""
     from hollow_taichi.errors import HollowError
+    from hollow_taichi.scenes import evenly_spaced
     from hollow_taichi.scenes.transforms import read_frames
 
     if not (source / "transforms_train.json").exists():
@@ -394,7 +395,7 @@ def pack_lego(source: Path, test_views: int) -> None:
             data, frames = read_frames(source / f"transforms_{split}.json")
         except HollowError as error:
             raise ExitError(str(error)) from None
-        chosen = evenly_spaced(len(frames), count)
+        chosen = evenly_spaced(len(frames), count or None)  # 0: every frame
         for index in chosen:
             image = target / frames[index].image.relative_to(source)
             image.parent.mkdir(parents=True, exist_ok=True)
