@@ -89,6 +89,14 @@ def init(arch: str = "auto", threads: int | None = None) -> str:
     raise BackendError(f"backend {arch!r} is not available on this machine")
 
 
+def shutdown() -> None:
+    """Stop Taichi (every field made so far becomes invalid); the next init starts it afresh."""
+    global _active
+    if _active is not None:
+        ti.reset()
+    _active = None
+
+
 def active() -> str:
     if _active is None:
         raise BackendError("no Taichi backend started: call hollow_taichi.backend.init first")
@@ -106,20 +114,15 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def _next_power_of_four(n: int) -> int:
-    return 1 << (2 * ((max(0, n - 1).bit_length() + 1) // 2))
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
 
 
 class FieldBuffer:
-    """A Taichi field of shape (capacity, *trailing) whose capacity grows fourfold as batches grow.
-
-    Every kernel that takes the field as a template is compiled again for a new one (a second or
-    more for the hash grid's autodiff), so the buffer starts large enough for small batches and
-    grows in few, large steps: training's batch sizes drift for hundreds of steps.
-    """
+    """A Taichi field of shape (capacity, *trailing) whose capacity doubles as batches grow."""
 
     def __init__(self, dtype, trailing: tuple[int, ...] = (), needs_grad: bool = False,
-                 min_capacity: int = 1 << 14):
+                 min_capacity: int = 1 << 10):
         self.dtype = dtype
         self.trailing = tuple(trailing)
         self.needs_grad = needs_grad
@@ -136,7 +139,7 @@ class FieldBuffer:
         if self.field is None or n > self.capacity:
             if self._tree is not None:
                 self._tree.destroy()
-            capacity = max(self.min_capacity, _next_power_of_four(n))
+            capacity = max(self.min_capacity, _next_power_of_two(n))
             builder = ti.FieldsBuilder()
             self.field = ti.field(self.dtype, needs_grad=self.needs_grad)
             builder.dense(ti.axes(*range(1 + len(self.trailing))), (capacity, *self.trailing)).place(self.field)

@@ -35,6 +35,15 @@ def start_backend(name: str) -> str:
         pytest.skip(f"backend {name} unavailable")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fresh_taichi():
+    """Each test module starts on a fresh Taichi runtime: the fields its models allocate are never
+    freed while the runtime lives (an op's buffers outlive the op), and over the whole suite they
+    exhausted the CPU backend's memory (a segfault in a late test that passes alone)."""
+    backend.shutdown()
+    yield
+
+
 @pytest.fixture(scope="session", params=ARCHS)
 def arch_name(request):
     """Session-scoped so that pytest groups the tests by backend and Taichi restarts rarely."""
