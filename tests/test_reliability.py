@@ -222,8 +222,8 @@ def test_sigkill_after_a_timed_checkpoint_resumes_from_it(tmp_path, monkeypatch)
 def test_diverged_loss_keeps_the_last_good_checkpoint(run_copy, monkeypatch):
     forward = HollowField.forward
 
-    def nan_colours(field, positions, directions):
-        sigma, rgb, saliency = forward(field, positions, directions)
+    def nan_colours(field, positions, directions, cached=None):
+        sigma, rgb, saliency = forward(field, positions, directions, cached)
         return sigma, torch.full_like(rgb, float("nan")), saliency
 
     monkeypatch.setattr(HollowField, "forward", nan_colours)
