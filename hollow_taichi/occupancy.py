@@ -65,7 +65,7 @@ class OccupancyGrid:
     def update(self, density_fn: Callable[[torch.Tensor], torch.Tensor], warmup: bool,
                generator: torch.Generator) -> None:
         """Refresh from density_fn (scene-space points (N, 3) -> sigma (N,)) and repack the bits."""
-        cells = self._cells_to_update(warmup, generator)
+        cells = self._allowed(self._cells_to_update(warmup, generator))
         jitter = torch.rand((cells.shape[0], 3), generator=generator).to(self.density.device)
         points = ops.occupancy_cell_points(cells, jitter, self.resolution)
         sigma = torch.cat([density_fn(chunk) for chunk in points.split(_EVAL_CHUNK)])
@@ -74,6 +74,18 @@ class OccupancyGrid:
         ops.occupancy_pack_bits(self.density, self.bitfield, self.threshold())
         if self.keep_mask is not None:
             self.bitfield &= self.keep_mask
+
+    def _allowed(self, cells: torch.Tensor) -> torch.Tensor:
+        """The cells (M,) that the keep mask leaves (all without one).
+
+        A cell the mask clears stays empty whatever its density, so its density is not evaluated:
+        with HollowNeRF's pruning (Lego: ~8% of saliency cells kept) this skips most of an update's
+        field evaluations. Its stored density only decays, as an unsampled cell's does.
+        """
+        if self.keep_mask is None:
+            return cells
+        bits = self.keep_mask[cells >> 3] >> (cells & 7).to(torch.uint8)
+        return cells[torch.bitwise_and(bits, 1).bool()]
 
     def restrict_to(self, kept: torch.Tensor | None) -> None:
         """Mark empty, from the next update on, every cell that meets no kept saliency cell.

@@ -65,6 +65,23 @@ def test_update_keeps_pruned_cells_empty_and_restriction_can_be_lifted(arch):
     assert unpack(grid.bitfield, 1).all()
 
 
+def test_update_evaluates_the_field_only_in_cells_the_mask_leaves(arch):
+    grid = OccupancyGrid(1, GRID)
+    grid.restrict_to(kept_grid(2))
+    allowed = torch.from_numpy(unpack(grid.keep_mask, 1).reshape(-1))
+    evaluated = []
+
+    def density(points: torch.Tensor) -> torch.Tensor:
+        evaluated.append(points)
+        return torch.full((points.shape[0],), 1e3)
+
+    grid.update(density, warmup=True, generator=torch.Generator())
+    points = torch.cat(evaluated)
+    cells = torch.floor(points.cpu() * GRID).long().clamp(0, GRID - 1)
+    index = (cells[:, 2] * GRID + cells[:, 1]) * GRID + cells[:, 0]
+    assert points.shape[0] == int(allowed.sum()) and allowed[index].all()
+
+
 def test_marcher_never_samples_pruned_space(arch):
     kept = torch.zeros((SALIENCY_CELLS,) * 3, dtype=torch.bool)
     kept[2, 2, 2] = True  # the centre cell [0.4, 0.6]^3
