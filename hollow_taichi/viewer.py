@@ -104,7 +104,6 @@ class Settings:
     max_side: int = DEFAULT_MAX_SIDE
     kept_cells: bool = False
     occupied_cells: bool = False
-    training_cameras: bool = False
     clouds_dirty: bool = True
     save_requests: list[int] = field(default_factory=list)  # client ids
 
@@ -245,6 +244,8 @@ class Viewer:
 
         @client.camera.on_update
         def _(camera) -> None:
+            if camera.image_width < 1 or camera.image_height < 1:  # a hidden or collapsed canvas: nothing to show
+                return
             with self.lock:
                 view.camera = BrowserCamera(np.array(camera.wxyz), np.array(camera.position), float(camera.fov),
                                             int(camera.image_width), int(camera.image_height))

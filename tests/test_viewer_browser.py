@@ -1,7 +1,7 @@
 """`hollow-taichi view` in a real browser: a tiny trained run served on a free localhost port, headless
 Chromium driven by selenium to the page; the test waits for a rendered frame, drags and scrolls the
-canvas, and checks that the picture is not blank and changed; it saves a view as PNG with the
-page's button, closes the browser in the middle of rendering, and stops the viewer with Ctrl-C.
+canvas, and checks that the picture is not blank and changed; it shows the kept saliency cells,
+saves a view as PNG with the page's button, closes the browser in the middle of rendering, and stops the viewer with Ctrl-C.
 
 The screenshots go to the test's folder, or to HOLLOW_TAICHI_SCREENSHOTS where set (the README's
 picture was made so).
@@ -162,6 +162,14 @@ def click_button(driver, label: str) -> None:
     driver.find_element(By.XPATH, f"//button[normalize-space()='{label}']").click()
 
 
+def click_checkbox(driver, label: str) -> None:
+    """The checkbox after the text `label` in viser's panel (clicked by script: the input is styled over)."""
+    from selenium.webdriver.common.by import By
+
+    box = driver.find_element(By.XPATH, f"//*[normalize-space(text())='{label}']/following::input[@type='checkbox'][1]")
+    driver.execute_script("arguments[0].click()", box)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("viewer")
@@ -191,6 +199,11 @@ def test_view_in_a_browser(browser, tiny_run, tmp_path):
         moved = wait_for_change(driver, first)
         save_screenshot(driver, "viewer_moved.png", screenshots)
         assert moved.std() > BLANK_STD, "the view after moving is blank"
+
+        click_checkbox(driver, "Kept saliency cells")  # the kept cells drawn by the browser over the frame
+        cells = wait_for_change(driver, moved)
+        save_screenshot(driver, "viewer_cells.png", screenshots)
+        assert cells.std() > BLANK_STD
 
         click_button(driver, "Save PNG")
         saved = viewer.wait_for_line("viewer: saved ", FRAME_SECONDS).split("saved ", 1)[1].strip()
