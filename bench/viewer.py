@@ -90,18 +90,22 @@ def frames(run, canvas, frames, arch, record):
             print(json.dumps(rows[-1]), flush=True)
     if record:
         command = f"python bench/viewer.py frames {run} --canvas {canvas} --frames {frames} --arch {arch} --record"
-        lines = [
-            f"## Viewer frames per second ({backend.active()})",
-            "",
-            f"Machine: {machine_description(backend.active())}. Command: `{command}` (model: {model.config.method}, "
-            f"step {model.step}, scene {Path(model.config.scene).name}).",
-            "",
-            "| frame size | mode | pixels | frames/s | rays/s |",
-            "|---|---|---|---|---|",
-            *(f"| {row['size']} | {row['mode']} | {row['width']}×{row['height']} | {row['fps']:.2f} | "
-              f"{row['rays_per_second']:.3g} |" for row in rows),
-        ]
-        write_section(f"viewer_frames_{backend.active()}", "\n".join(lines))
+        model_note = f"model: {model.config.method}, step {model.step}, scene {Path(model.config.scene).name}"
+        write_section(f"viewer_frames_{backend.active()}", frames_table(rows, backend.active(), command, model_note))
+
+
+def frames_table(rows: list[dict], arch: str, command: str, model_note: str) -> str:
+    """The BENCHMARKS.md section of `frames` measurements (the rows it prints)."""
+    return "\n".join([
+        f"## Viewer frames per second ({arch})",
+        "",
+        f"Machine: {machine_description(arch)}. Command: `{command}` ({model_note}).",
+        "",
+        "| frame size | mode | pixels | frames/s | seconds/frame | rays/s |",
+        "|---|---|---|---|---|---|",
+        *(f"| {row['size']} | {row['mode']} | {row['width']}×{row['height']} | {row['fps']:.3g} | "
+          f"{1 / row['fps']:.1f} | {row['rays_per_second']:.3g} |" for row in rows),
+    ])
 
 
 # --- training ----------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ REFINE_FACTOR = 4.0  # each refining frame has this many times the pixels of the
 MIN_LOW_PIXELS = 64 * 48
 FIRST_RAYS_PER_SECOND = 50_000.0  # a guess for the first frame's size, replaced by measurement
 RATE_MEMORY = 0.5  # weight of the newest frame in the rays-per-second average
-DEFAULT_MAX_SIDE = 640
+DEFAULT_MAX_SIDE = 640  # a full frame; on a busy 2-core CPU 640x400 of the built-in scene took ~50 s and
+# 320x200 ~14 s (BENCHMARKS.md), so the refining frames before it matter there; the slider goes lower
 MIN_MAX_SIDE, MAX_MAX_SIDE = 64, 2048  # the "Max resolution" slider's range
 IDLE_WAIT_SECONDS = 0.05
 TRAINING_RENDER_SHARE = 0.08  # train --viewer: rendering takes at most this share of wall time
