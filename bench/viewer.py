@@ -25,7 +25,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -170,10 +169,12 @@ def train_once(steps: int, warmup: int, with_viewer: bool) -> dict:
                     hook(step)
 
             trainer.step_hook = timed_hook
-            trainer.run()
-            seconds = time.perf_counter() - marks["start"]
-            if driver is not None:
-                threading.Thread(target=driver.quit, daemon=True).start()
+            try:
+                trainer.run()
+                seconds = time.perf_counter() - marks["start"]
+            finally:
+                if driver is not None:
+                    driver.quit()
     return {"viewer": with_viewer, "steps": steps - warmup, "seconds": seconds,
             "samples_per_second": (trainer.samples_trained - marks["samples"]) / seconds,
             "frames_rendered": len(frames) - marks["frames"]}
