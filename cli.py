@@ -1,4 +1,4 @@
-"""The hollow-taichi command line: train, eval, render, export, info. Parses, validates, calls."""
+"""The hollow-taichi command line: train, eval, render, view, export, info. Parses, validates, calls."""
 from __future__ import annotations
 
 import json
@@ -81,14 +81,18 @@ def main():
 @click.option("--eval-views", type=int,
               help="After training, evaluate (and render) N evenly spaced test views (default: all).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--viewer", "with_viewer", is_flag=True,
+              help="Serve the browser viewer of the model while it trains (needs the viewer extra).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="The viewer's port.")
 def train(scene, out_dir, arch, steps, minutes, downscale, skip_missing, seed, method, hash_log2, saliency_res,
           sparsity, batch_samples, march_steps, threads, checkpoint_every, checkpoint_minutes, resume, force,
-          eval_views, progress):
+          eval_views, progress, with_viewer, port):
     """Train on SCENE (a folder with transforms_train.json or transforms.json; default: built-in)."""
     from hollow_taichi import runs
     from hollow_taichi.scenes import builtin_scene_path
 
     check_view_count("--eval-views", eval_views)
+    watch = viewer_for_training(port) if with_viewer else None
     if resume:
         warn_ignored_on_resume(click.get_current_context())
     config = TrainConfig(scene=str(scene or builtin_scene_path()), method=method, arch=arch, seed=seed,
@@ -102,7 +106,8 @@ def train(scene, out_dir, arch, steps, minutes, downscale, skip_missing, seed, m
     if not resume:
         config.validate()
     try:
-        metrics = runs.train(config, out_dir, resume=resume, force=force, progress=progress, eval_views=eval_views)
+        metrics = runs.train(config, out_dir, resume=resume, force=force, progress=progress, eval_views=eval_views,
+                             watch=watch)
     except Interrupted as stop:
         click.echo(f"{stop}; resume with: hollow-taichi train --resume --out {shlex.quote(str(out_dir))}", err=True)
         sys.exit(stop.exit_code)
@@ -110,7 +115,18 @@ def train(scene, out_dir, arch, steps, minutes, downscale, skip_missing, seed, m
     click.echo(f"test renders in {out_dir / runs.RENDERS_NAME}, metrics in {out_dir / runs.METRICS_NAME}")
 
 
-RESUME_OPTIONS = {"out_dir", "steps", "minutes", "resume", "force", "eval_views", "progress"}
+RESUME_OPTIONS = {"out_dir", "steps", "minutes", "resume", "force", "eval_views", "progress", "with_viewer", "port"}
+VIEWER_HOST = "127.0.0.1"
+
+
+def viewer_for_training(port: int):
+    """What runs.train watches training with for --viewer; the viewer's library and port are checked
+    now, before any training."""
+    from hollow_taichi import viewer
+
+    viewer.import_viser()
+    viewer.check_port_free(VIEWER_HOST, port)
+    return lambda trainer: viewer.watching(trainer, VIEWER_HOST, port)
 
 
 def check_view_count(option: str, count: int | None) -> None:
@@ -187,6 +203,22 @@ def render(run_dir, out_dir, split, orbit, video, width, height, scene, arch, sa
     cameras = images.cameras.orbit(orbit) if orbit else images.cameras
     paths = render_frames(run.renderer, cameras, out_dir, width, height, video)
     click.echo(f"wrote {len(paths)} frames to {out_dir}" + (f" and {video}" if video else ""))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--host", default=VIEWER_HOST, show_default=True, help="Address to serve on (0.0.0.0: every interface).")
+@click.option("--scene", "scene", type=click.Path(path_type=Path),
+              help="Scene folder for the start view and training cameras (default: the run's).")
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), help="Backend (default: the run's).")
+@click.option("--max-resolution", type=click.IntRange(64, 2048), default=640, show_default=True,
+              help="Longer side of a full-size frame (the page's slider starts here).")
+def view(run_dir, port, host, scene, arch, max_resolution):
+    """Serve an interactive browser viewer of a trained run (RUN_DIR, or a compact model file) until Ctrl-C."""
+    from hollow_taichi import viewer
+
+    viewer.view_model(run_dir, host, port, arch, scene, max_resolution)
 
 
 @main.command()

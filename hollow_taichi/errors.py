@@ -23,3 +23,7 @@ class Interrupted(HollowError):
     def __init__(self, message: str, signal_number: int):
         super().__init__(message)
         self.exit_code = 128 + signal_number
+
+
+class ViewerError(HollowError):
+    """A viewer that cannot start: its library is not installed, or its port is taken."""

@@ -33,6 +33,7 @@ class RenderResult:
     depth: torch.Tensor  # (R,)
     n_samples: int
     mean_saliency: torch.Tensor | None = None  # () mean p over the field's samples (hollow, samples > 0)
+    saliency: torch.Tensor | None = None  # (R,) sum of weight * p(x) along each ray (infer_rays, hollow, if asked)
 
 
 @dataclass
@@ -96,15 +97,22 @@ class Renderer:
         return RenderResult(color, opacity, depth, samples.n_samples, mean_saliency)
 
     @torch.no_grad()
-    def infer_rays(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor) -> RenderResult:
+    def infer_rays(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor,
+                   saliency: bool = False) -> RenderResult:
         """render_rays without gradients, for whole images: the density MLP runs once per sample
         marched (its output kept for the colour MLP), the colour MLP only on the samples early
-        termination keeps."""
+        termination keeps. saliency (hollow): also composite p(x) with the colour's weights, so
+        that the result's saliency is the saliency of what each ray sees, times its opacity."""
         visible = self.visible_samples(origins, directions, keep_geometry=True)
         samples = visible.samples
         rgb = self.field.color(visible.geometry, directions[samples.ray_indices.long()])
         color, opacity, depth = self.compositor(visible.sigma, rgb, samples, background)
-        return RenderResult(color, opacity, depth, samples.n_samples)
+        result = RenderResult(color, opacity, depth, samples.n_samples)
+        if saliency and self.field.hollow:
+            p = self.field.saliency_at(self.field.to_unit(samples.positions))
+            result.saliency = self.compositor(visible.sigma, p[:, None].expand(-1, 3), samples,
+                                              torch.zeros_like(background))[0][:, 0]
+        return result
 
     @torch.no_grad()
     def visible_samples(self, origins: torch.Tensor, directions: torch.Tensor, jitter: torch.Tensor | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +58,10 @@ def prepare_run_dir(out_dir: Path, config: TrainConfig, resume: bool, force: boo
 
 
 def train(config: TrainConfig, out_dir: Path, resume: bool = False, force: bool = False,
-          progress: bool = True, eval_views: int | None = None) -> dict:
+          progress: bool = True, eval_views: int | None = None, watch=None) -> dict:
     """Train the scene named in `config`, evaluate on `eval_views` evenly spaced views of its test
-    split (None: all), write metrics and renders."""
+    split (None: all), write metrics and renders. watch(trainer), if given, is a context manager
+    that training runs in (train --viewer: viewer.watching)."""
     out_dir = Path(out_dir)
     if resume:
         config = resume_config(out_dir, config)
@@ -71,7 +73,8 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False, force: bool 
         trainer.load_checkpoint(out_dir / checkpoint.CHECKPOINT_NAME)
         config.save(out_dir / CONFIG_NAME)  # with the budget this resumed run goes on to
     started = time.perf_counter()
-    trainer.run()
+    with watch(trainer) if watch else nullcontext():
+        trainer.run()
     train_seconds = time.perf_counter() - started
     threshold = config.admm.prune_threshold
     compact.apply_pruning(trainer.field, threshold)

@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -177,6 +178,7 @@ class Trainer:
         self.checkpoint_step: int | None = None
         self.last_save = time.monotonic()  # wall clock of the last checkpoint, or of the run's start
         self.log = TrainingLog(self.out_dir / LOG_NAME)
+        self.step_hook: Callable[[int], None] | None = None  # called with the step after each (train --viewer)
         # The first batch assumes every ray marches the whole box; later batches adapt to what they saw.
         self.rays_per_step = min(config.max_rays, max(_MIN_RAYS, config.batch_samples // config.march_steps))
 
@@ -319,6 +321,8 @@ class Trainer:
             self.log.append({"step": self.step, "seconds": round(self.elapsed, 3), "lr": self._lr(), **progress})
         if self.checkpoint_due():
             self.save_checkpoint()
+        if self.step_hook is not None:
+            self.step_hook(self.step)
 
     def checkpoint_due(self) -> bool:
         """Every checkpoint_interval steps, and whenever checkpoint_minutes of wall time passed since the

@@ -1,13 +1,16 @@
 """Backend fixtures: kernel tests run on every Taichi backend present.
 
 HOLLOW_TAICHI_REQUIRE=cpu,vulkan turns "backend missing" from a skip into a failure (CI sets it, so
-the Vulkan tests cannot silently stop running).
+the Vulkan tests cannot silently stop running). `browser` in it does the same for the browser test
+of the viewer (headless Chromium, chromedriver, selenium and viser; the `browser` fixture).
 
 HOLLOW_TAICHI_ONLY=vulkan keeps only the tests that start one of the named backends (through the arch
 parameter or a backend fixture); HOLLOW_TAICHI_SKIP=vulkan leaves those tests out. bench/gpu_check.py
 runs the Vulkan tests as a stage of their own this way.
 """
+import importlib.util
 import os
+import shutil
 
 import pytest
 
@@ -33,6 +36,34 @@ def start_backend(name: str) -> str:
         if name in REQUIRED:
             pytest.fail(f"required backend {name} is unavailable: {error}")
         pytest.skip(f"backend {name} unavailable")
+
+
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome")
+BROWSER_MODULES = ("selenium", "viser")
+
+
+def missing_for_browser_test() -> str | None:
+    """What the browser test lacks (None: nothing): a Chromium, its chromedriver, selenium or viser."""
+    if not any(shutil.which(name) for name in BROWSER_NAMES):
+        return "no Chromium (apt-get install chromium)"
+    if not shutil.which("chromedriver"):
+        return "no chromedriver (apt-get install chromium-driver)"
+    for module in BROWSER_MODULES:
+        if importlib.util.find_spec(module) is None:
+            return f"no {module} (pip install \".[test,viewer]\")"
+    return None
+
+
+@pytest.fixture
+def browser() -> str:
+    """The Chromium binary's path; skips the test where something the browser test needs is missing,
+    fails instead when HOLLOW_TAICHI_REQUIRE names `browser`."""
+    missing = missing_for_browser_test()
+    if missing is not None:
+        if "browser" in REQUIRED:
+            pytest.fail(f"required browser test cannot run: {missing}")
+        pytest.skip(f"browser test cannot run: {missing}")
+    return next(shutil.which(name) for name in BROWSER_NAMES if shutil.which(name))
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -80,3 +80,36 @@ def test_reusing_the_visibility_pass_encoding_changes_no_gradient(arch, method):
     assert len(reused_grads) == len(fresh_grads) == 1 + 10 + (method == "hollow")  # table, MLPs, logits
     for reused_grad, fresh_grad in zip(reused_grads, fresh_grads):
         torch.testing.assert_close(reused_grad, fresh_grad, atol=1e-6, rtol=1e-4)
+
+
+def torch_weights(sigma: torch.Tensor, samples: ops.PackedSamples) -> torch.Tensor:
+    """Volume rendering weights (M,) in plain torch, ray by ray: T_s (1 - exp(-sigma_s dt_s))."""
+    weights = torch.zeros_like(sigma)
+    for offset, count in zip(samples.offsets.tolist(), samples.counts.tolist()):
+        rows = slice(offset, offset + count)
+        alpha = 1.0 - torch.exp(-sigma[rows] * (samples.t_ends[rows] - samples.t_starts[rows]))
+        light = torch.cumprod(torch.cat([torch.ones(1), 1.0 - alpha[:-1]]), dim=0)
+        weights[rows] = light * alpha
+    return weights
+
+
+@pytest.mark.parametrize("method", ["hollow", "ngp"])
+def test_inference_composites_saliency_with_the_colour_weights(arch, method):
+    """infer_rays(saliency=True) gives, per ray, sum of weight * p(x) over the samples it keeps, the
+    weights those of its colour (a plain-torch reference); ngp models have no saliency."""
+    field, _, renderer = random_model(tiny_config(method), seed=2)
+    with torch.no_grad():
+        field.density_mlp[-1].bias[0] += 2.0
+        if field.hollow:  # saliency spread over (0, 1), not random_model's ~e^-8
+            field.saliency_logits.copy_(torch.randn(field.saliency_logits.shape, generator=torch.Generator().manual_seed(3)))
+    origins, directions = rays_through_box(64, seed=4)
+    result = renderer.infer_rays(origins, directions, torch.ones(64, 3), saliency=True)
+    if method == "ngp":
+        assert result.saliency is None
+        return
+    visible = renderer.visible_samples(origins, directions)
+    p = renderer.field.saliency_at(renderer.field.to_unit(visible.samples.positions))
+    expected = torch.zeros(64).index_add_(0, visible.samples.ray_indices.long(), torch_weights(visible.sigma, visible.samples) * p)
+    assert (expected > 0.1).any() and p.min() < p.max()  # a test that can tell
+    torch.testing.assert_close(result.saliency, expected, atol=1e-5, rtol=1e-4)
+    assert renderer.infer_rays(origins, directions, torch.ones(64, 3)).saliency is None  # only when asked
