@@ -64,6 +64,11 @@ class TrainConfig:
     lr_final_fraction: float = 0.1  # then it decays exponentially to lr * this at the end
     weight_decay: float = 1e-6  # on MLP weights
     march_steps: int | None = None  # finest steps per unit-cube diagonal; None: one per pixel footprint
+    # Captures (cameras inside a large box) as Instant-NGP trains them; bench/room.py measured each
+    near_distance: float = 0.1  # no sample nearer than this to a camera (NGP units; Instant-NGP's 0.1)
+    random_background: bool = True  # training composites over random colours, also for opaque images
+    mark_unseen: bool = True  # occupancy cells no training camera sees stay empty
+    render_min_transmittance: float = 0.01  # rendering stops a ray once this little light is left
     occupancy_resolution: int = 128
     occupancy_interval: int = 16
     occupancy_warmup: int = 256
