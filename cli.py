@@ -87,7 +87,8 @@ def main():
 def train(scene, out_dir, arch, steps, minutes, downscale, skip_missing, seed, method, hash_log2, saliency_res,
           sparsity, batch_samples, march_steps, threads, checkpoint_every, checkpoint_minutes, resume, force,
           eval_views, progress, with_viewer, port):
-    """Train on SCENE (a folder with transforms_train.json or transforms.json; default: built-in)."""
+    """Train on SCENE (a folder with transforms_train.json or transforms.json, or builtin:sphere /
+    builtin:room; default: builtin:sphere)."""
     from hollow_taichi import runs
     from hollow_taichi.scenes import builtin_scene_path
 

@@ -3,7 +3,8 @@
 Each cell holds an optical thickness (density * the smallest step of its cascade), decayed by 0.95
 and raised to fresh density samples every `interval` steps; a cell is occupied while its thickness
 exceeds min(0.01, mean thickness of cascade 0). Warm-up steps sample every cell; later updates
-sample a quarter of all cells at random and a quarter of the occupied ones.
+sample a quarter of all cells at random and a quarter of the occupied ones. Cells that no training
+camera sees (mark_unseen) stay empty and are never sampled, as Instant-NGP's untrained cells.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class OccupancyGrid:
         self.density = torch.zeros(self.n_cells, device=device)
         self.bitfield = torch.full((self.n_cells // 8,), 255, dtype=torch.uint8, device=device)
         self.keep_mask: torch.Tensor | None = None  # optional bitfield ANDed in (saliency pruning)
+        self.seen_mask: torch.Tensor | None = None  # optional bitfield ANDed in (cells a camera sees)
+        self.seen_cells: torch.Tensor | None = None  # their indices, the only cells updates sample
 
     @property
     def dt_min(self) -> float:
@@ -46,11 +49,36 @@ class OccupancyGrid:
         bits = torch.bitwise_and(self.bitfield[:, None] >> torch.arange(8, device=self.bitfield.device), 1)
         return bits.float().mean().item()
 
+    def mark_unseen(self, c2w: torch.Tensor, bounds: torch.Tensor, near: float) -> None:
+        """Keep empty, from now on, every cell that none of the cameras (c2w (K, 3, 4), image extent
+        bounds (K, 4), Cameras.view_bounds) sees beyond `near`, and never sample it again.
+
+        Instant-NGP marks such cells untrained: nothing constrains the field there, so whatever
+        density it holds can only be a floater in some other view, and on a capture (cameras
+        inside a large box, looking one way) they are most of the box: updates that skip them cost
+        a fraction of the time.
+        """
+        seen = ops.occupancy_seen_cells(c2w, bounds, near, self.cascades, self.resolution)
+        self.seen_cells = torch.nonzero(seen).flatten()
+        self.seen_mask = torch.empty_like(self.bitfield)
+        ops.occupancy_pack_bits(seen.float(), self.seen_mask, 0.5)
+        self.density[~seen] = 0.0
+        self.bitfield &= self.seen_mask
+
+    def _candidate_cells(self) -> tuple[torch.Tensor | None, int]:
+        """The cells updates may sample (None: all) and how many there are."""
+        if self.seen_cells is None:
+            return None, self.n_cells
+        return self.seen_cells, self.seen_cells.numel()
+
     def _cells_to_update(self, warmup: bool, generator: torch.Generator) -> torch.Tensor:
+        candidates, count = self._candidate_cells()
         if warmup:
-            return torch.arange(self.n_cells, device=self.density.device)
-        quarter = self.n_cells // 4
-        uniform = torch.randint(0, self.n_cells, (quarter,), generator=generator).to(self.density.device)
+            return torch.arange(self.n_cells, device=self.density.device) if candidates is None else candidates
+        quarter = max(count // 4, 1)
+        uniform = torch.randint(0, count, (quarter,), generator=generator).to(self.density.device)
+        if candidates is not None:
+            uniform = candidates[uniform]
         occupied = torch.nonzero(self.density > self.threshold()).flatten()
         if occupied.numel():
             pick = torch.randint(0, occupied.numel(), (quarter,), generator=generator).to(occupied.device)
@@ -72,8 +100,9 @@ class OccupancyGrid:
         cascade_step = self.dt_min * torch.pow(2.0, (cells // self.resolution**3).float())
         ops.occupancy_decay_and_splat(self.density, cells, sigma * cascade_step, self.decay)
         ops.occupancy_pack_bits(self.density, self.bitfield, self.threshold())
-        if self.keep_mask is not None:
-            self.bitfield &= self.keep_mask
+        for mask in (self.keep_mask, self.seen_mask):
+            if mask is not None:
+                self.bitfield &= mask
 
     def _allowed(self, cells: torch.Tensor) -> torch.Tensor:
         """The cells (M,) that the keep mask leaves (all without one).

@@ -497,6 +497,16 @@ class _Composite(torch.autograd.Function):
 # --- occupancy grid upkeep ---------------------------------------------------------------------
 
 
+def occupancy_seen_cells(c2w: torch.Tensor, bounds: torch.Tensor, near: float, cascades: int,
+                         grid_resolution: int) -> torch.Tensor:
+    """(cascades * G^3,) bool: cells that some camera (c2w (K, 3, 4), image extent bounds (K, 4),
+    see Cameras.view_bounds) sees beyond `near`; kernels.occupancy_grid.seen_cells."""
+    n_cells = cascades * grid_resolution**3
+    seen = torch.zeros(n_cells, dtype=torch.int32, device=backend.device())
+    occupancy_grid.seen_cells(_float32(c2w), _float32(bounds), seen, n_cells, c2w.shape[0], grid_resolution, near)
+    return seen.bool()
+
+
 def occupancy_cell_points(cells: torch.Tensor, jitter: torch.Tensor, grid_resolution: int) -> torch.Tensor:
     """A point (scene space) in each occupancy cell (M,), at fraction jitter (M, 3) across it."""
     cells, jitter = _int32(cells), _float32(jitter)

@@ -72,9 +72,13 @@ class VisibleSamples:
 
 class Renderer:
     def __init__(self, field: HollowField, occupancy: OccupancyGrid, cone_angle: float = 0.0,
-                 max_samples: int = 1024, near: float = 0.0):
+                 max_samples: int = 1024, near: float = 0.0, render_min_transmittance: float = 1e-4):
+        """near: no sample nearer to a ray's origin; render_min_transmittance: infer_rays stops a ray
+        once less light than this is left (Instant-NGP renders with 0.01; training keeps going to
+        the compositor's 1e-4, so that gradients reach everything the colour depends on)."""
         self.field = field
         self.occupancy = occupancy
+        self.render_min_transmittance = render_min_transmittance
         self.settings = ops.MarchSettings(
             cascades=occupancy.cascades, grid_resolution=occupancy.resolution, near=near,
             cone_angle=cone_angle, dt_min=occupancy.dt_min, dt_max=occupancy.dt_max, max_samples=max_samples,
@@ -103,7 +107,8 @@ class Renderer:
         marched (its output kept for the colour MLP), the colour MLP only on the samples early
         termination keeps. saliency (hollow): also composite p(x) with the colour's weights, so
         that the result's saliency is the saliency of what each ray sees, times its opacity."""
-        visible = self.visible_samples(origins, directions, keep_geometry=True)
+        visible = self.visible_samples(origins, directions, keep_geometry=True,
+                                       min_transmittance=self.render_min_transmittance)
         samples = visible.samples
         rgb = self.field.color(visible.geometry, directions[samples.ray_indices.long()])
         color, opacity, depth = self.compositor(visible.sigma, rgb, samples, background)
@@ -116,20 +121,23 @@ class Renderer:
 
     @torch.no_grad()
     def visible_samples(self, origins: torch.Tensor, directions: torch.Tensor, jitter: torch.Tensor | None = None,
-                        keep_geometry: bool = False, keep_encoding: bool = False) -> VisibleSamples:
+                        keep_geometry: bool = False, keep_encoding: bool = False,
+                        min_transmittance: float | None = None) -> VisibleSamples:
         """The samples along rays (R, 3) that early termination keeps, marched in rounds.
 
         Each round marches every ray still going a few samples further (FIRST_ROUND_SAMPLES, then
         twice as many each round), evaluates their density without gradient, and carries each ray's
-        optical depth on; a ray stops once its transmittance falls below the compositor's threshold
-        or it leaves the box. Samples past that point would add nothing to any colour or gradient,
-        so the kept set is what one pass over the whole ray would keep, but the density pass runs
-        only about as far as the light goes. jitter (R,) shifts each ray's first sample (training).
+        optical depth on; a ray stops once its transmittance falls below min_transmittance (default:
+        the compositor's threshold) or it leaves the box. At the compositor's threshold, samples
+        past that point would add nothing to any colour or gradient, so the kept set is what one
+        pass over the whole ray would keep, but the density pass runs only about as far as the
+        light goes. jitter (R,) shifts each ray's first sample (training).
         keep_geometry: the density MLP's output of the kept samples comes back, for colour();
         keep_encoding: their encoding, for a differentiable pass that need not encode them again.
         """
         n_rays = origins.shape[0]
         device = origins.device
+        threshold = self.compositor.min_transmittance if min_transmittance is None else min_transmittance
         t = ops.ray_starts(origins, directions, self.settings, jitter)
         optical_depth = torch.zeros(n_rays, device=device)
         going = torch.arange(n_rays, device=device)
@@ -141,14 +149,14 @@ class Renderer:
                                              self.settings, limit)
             sigma, geometry, encoding = self.field.density_and_geometry(samples.positions)
             depth = optical_depth[going]
-            keep = ops.transmittance(sigma, samples, depth) >= self.compositor.min_transmittance
+            keep = ops.transmittance(sigma, samples, depth) >= threshold
             encoding = encoding.select(keep) if keep_encoding else ops.Encoding(None)
             kept.append({"ray": going[samples.ray_indices.long()][keep], "t_starts": samples.t_starts[keep],
                          "t_ends": samples.t_ends[keep], "positions": samples.positions[keep], "sigma": sigma[keep],
                          "geometry": geometry[keep] if keep_geometry else None, "features": encoding.features,
                          "saliency": encoding.saliency, "unscaled": encoding.unscaled})
             optical_depth[going], t[going] = depth, t_next
-            going = going[torch.isfinite(t_next) & (torch.exp(-depth) >= self.compositor.min_transmittance)]
+            going = going[torch.isfinite(t_next) & (torch.exp(-depth) >= threshold)]
             marched, round_samples = marched + limit, 2 * round_samples
         return VisibleSamples.from_rounds(kept, n_rays, device)
 

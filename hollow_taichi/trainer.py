@@ -82,7 +82,8 @@ def build_model(config: TrainConfig, aabb: torch.Tensor, aabb_scale: int,
     field = HollowField(config.field, aabb.to(device), config.hollow, aabb_scale, generator).to(device)
     occupancy = OccupancyGrid(cascades_for(aabb_scale), config.occupancy_resolution, config.occupancy_decay, device,
                               config.march_steps or INSTANT_NGP_STEPS)
-    renderer = Renderer(field, occupancy, cone_angle=0.0 if aabb_scale == 1 else 1.0 / 256)
+    renderer = Renderer(field, occupancy, cone_angle=0.0 if aabb_scale == 1 else 1.0 / 256, near=config.near_distance,
+                        render_min_transmittance=config.render_min_transmittance)
     return field, occupancy, renderer
 
 
@@ -165,6 +166,9 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         resolve_march_steps(config, scene)
         self.field, self.occupancy, self.renderer = build_model(config, scene.aabb, scene.aabb_scale, self.generator)
+        if config.mark_unseen:
+            cameras = scene.train.cameras
+            self.occupancy.mark_unseen(cameras.c2w, cameras.view_bounds(), config.near_distance)
         self.optimizer = make_optimizer(self.field, config)
         self.table_optimizer = make_table_optimizer(self.field, config)
         self.admm = AdmmPruner(config.admm) if config.hollow else None
@@ -231,7 +235,13 @@ class Trainer:
     # --- one step ------------------------------------------------------------------------------
 
     def sample_batch(self, n_rays: int):
-        """Random training pixels: ray origins, directions, backgrounds and target colours (n, 3)."""
+        """Random training pixels: ray origins, directions, backgrounds and target colours (n, 3).
+
+        The background is a random colour per ray (random_background; always for RGBA images), as
+        Instant-NGP trains: an opaque pixel's target does not depend on it, so any light the model
+        lets through is penalised, and the field cannot fit a view with semi-transparent clouds
+        tinted by a known background colour.
+        """
         images = self.train_images
         n_frames, height, width, channels = images.shape
         frame = torch.randint(0, n_frames, (n_rays,), generator=self.generator).to(self.device)
@@ -239,12 +249,11 @@ class Trainer:
         y = torch.randint(0, height, (n_rays,), generator=self.generator).to(self.device)
         origins, directions = self.train_cameras.rays(frame, x.float() + 0.5, y.float() + 0.5)
         pixels = images[frame, y, x].float() / 255.0
-        if channels == 4:
+        if channels == 4 or self.config.random_background:
             background = torch.rand((n_rays, 3), generator=self.generator).to(self.device)
-            target = rgba_to_rgb(pixels, background)
         else:
             background = torch.ones((n_rays, 3), device=self.device)
-            target = pixels
+        target = rgba_to_rgb(pixels, background) if channels == 4 else pixels
         return origins, directions, background, target
 
     def train_step(self) -> StepStats:

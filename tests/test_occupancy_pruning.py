@@ -1,5 +1,6 @@
 """Pruned = skipped: OccupancyGrid.restrict_to marks empty every occupancy cell that meets no kept
-saliency cell, in every cascade, and the next update keeps those cells empty. Every backend."""
+saliency cell, in every cascade, and the next update keeps those cells empty. Unseen = skipped:
+OccupancyGrid.mark_unseen does the same for cells no camera sees. Every backend."""
 import numpy as np
 import torch
 
@@ -94,3 +95,48 @@ def test_marcher_never_samples_pruned_space(arch):
     samples = ops.march_rays(origins, directions, grid.bitfield, settings)
     assert samples.counts[1] == 0 and samples.counts[0] > 0
     assert ((samples.positions[:, 2] > 0.25) & (samples.positions[:, 2] < 0.75)).all()
+
+
+def one_camera() -> tuple[torch.Tensor, torch.Tensor]:
+    """A camera at (0.5, 0.5, 0.9) looking down -z (OpenGL), 90 x 60 degrees: c2w (1, 3, 4), bounds (1, 4)."""
+    c2w = torch.tensor([[[1.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 1.0, 0.9]]])
+    return c2w, torch.tensor([[-1.0, 1.0, -0.577, 0.577]])
+
+
+def seen_by_one_camera(points: np.ndarray, near: float) -> np.ndarray:
+    """Whether points (..., 3) lie in one_camera's view beyond `near`."""
+    x, y, depth = points[..., 0] - 0.5, points[..., 1] - 0.5, 0.9 - points[..., 2]
+    safe = np.maximum(depth, 1e-9)
+    return (depth > near) & (np.abs(x / safe) <= 1.0) & (np.abs(y / safe) <= 0.577)
+
+
+def test_cells_no_camera_sees_are_marked_unseen_and_stay_empty(arch):
+    """Every cell with a point in view is kept (safety); cells far from the view (behind the
+    camera, outside the frustum by more than a cell) are marked unseen (tightness); updates keep
+    them empty and never evaluate them."""
+    cascades, near = 2, 0.1
+    grid = OccupancyGrid(cascades, GRID)
+    grid.mark_unseen(*one_camera(), near)
+    seen = unpack(grid.seen_mask, cascades)
+    generator = np.random.default_rng(3)
+    for cascade in range(cascades):
+        size = 2.0 ** cascade / GRID
+        for z, y, x in np.ndindex(GRID, GRID, GRID):
+            lo = (np.array([x, y, z]) / GRID - 0.5) * 2.0 ** cascade + 0.5
+            points = lo + generator.random((64, 3)) * size
+            if seen_by_one_camera(points, near).any():
+                assert seen[cascade, z, y, x]
+            if lo[2] > 0.9 + size:  # wholly behind the camera by more than a cell
+                assert not seen[cascade, z, y, x]
+    assert 0.1 < seen.mean() < 0.9
+    evaluated = []
+
+    def density(points):
+        evaluated.append(points.shape[0])
+        return torch.full((points.shape[0],), 1e3)
+
+    grid.update(density, warmup=True, generator=torch.Generator())
+    assert sum(evaluated) == seen.sum()  # warm-up evaluates every seen cell, and only those
+    grid.update(density, warmup=False, generator=torch.Generator().manual_seed(1))
+    occupied = unpack(grid.bitfield, cascades)
+    assert occupied.any() and not (occupied & ~seen).any()

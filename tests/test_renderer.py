@@ -1,4 +1,6 @@
 """The renderer's inference path (whole images) against its differentiable training path."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -13,6 +15,7 @@ def test_inference_renders_what_the_training_path_renders(arch, method):
     """infer_rays evaluates the density once per marched sample and the colour only where early
     termination keeps a sample; render_rays culls with a no-grad pass, then runs the whole field."""
     _, _, renderer = random_model(tiny_config(method), seed=2)
+    renderer.render_min_transmittance = renderer.compositor.min_transmittance  # render as far as training does
     origins, directions = rays_through_box(128, seed=4)
     background = torch.rand(128, 3, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
@@ -107,9 +110,53 @@ def test_inference_composites_saliency_with_the_colour_weights(arch, method):
     if method == "ngp":
         assert result.saliency is None
         return
-    visible = renderer.visible_samples(origins, directions)
+    visible = renderer.visible_samples(origins, directions, min_transmittance=renderer.render_min_transmittance)
     p = renderer.field.saliency_at(renderer.field.to_unit(visible.samples.positions))
     expected = torch.zeros(64).index_add_(0, visible.samples.ray_indices.long(), torch_weights(visible.sigma, visible.samples) * p)
     assert (expected > 0.1).any() and p.min() < p.max()  # a test that can tell
     torch.testing.assert_close(result.saliency, expected, atol=1e-5, rtol=1e-4)
     assert renderer.infer_rays(origins, directions, torch.ones(64, 3)).saliency is None  # only when asked
+
+
+def dense_model(seed: int):
+    """A random tiny model dense enough that the light of most rays runs out inside the box."""
+    _, _, renderer = random_model(tiny_config("ngp"), seed=seed)
+    with torch.no_grad():
+        renderer.field.density_mlp[-1].bias[0] += 4.0
+    return renderer
+
+
+def test_rendering_stops_each_ray_once_little_light_is_left(arch):
+    """infer_rays stops a ray once its transmittance falls below render_min_transmittance (0.01, as
+    Instant-NGP renders): it keeps exactly the samples that still receive that much light, so
+    rays that turn opaque stop early, and the colour moves by at most the light left."""
+    renderer = dense_model(seed=2)
+    origins, directions = rays_through_box(128, seed=4)
+    background = torch.rand(128, 3, generator=torch.Generator().manual_seed(5))
+    renderer.render_min_transmittance = renderer.compositor.min_transmittance
+    full = renderer.infer_rays(origins, directions, background)
+    renderer.render_min_transmittance = 0.01
+    early = renderer.infer_rays(origins, directions, background)
+    visible = renderer.visible_samples(origins, directions, min_transmittance=0.01)
+    all_samples = renderer.visible_samples(origins, directions)
+    kept = all_samples.samples.select(ops.transmittance(all_samples.sigma, all_samples.samples) >= 0.01)
+    assert torch.equal(visible.samples.counts, kept.counts)
+    torch.testing.assert_close(visible.samples.t_starts, kept.t_starts, atol=1e-6, rtol=0)
+    stopped = visible.samples.counts < all_samples.samples.counts
+    assert stopped.sum() > 10 and early.n_samples < full.n_samples  # a test that can tell
+    assert ((early.color - full.color).abs().max(dim=-1).values <= 0.01 + 1e-5).all()
+
+
+def test_no_sample_nearer_than_the_near_plane(arch):
+    """Rays starting inside the box (cameras inside a capture's box) keep no sample nearer than
+    `near` to their origin, in training and in rendering."""
+    renderer = dense_model(seed=3)
+    renderer.settings = dataclasses.replace(renderer.settings, near=0.3)
+    generator = torch.Generator().manual_seed(7)
+    origins = 0.3 + 0.4 * torch.rand(64, 3, generator=generator)
+    directions = torch.nn.functional.normalize(torch.randn(64, 3, generator=generator), dim=-1)
+    jitter = torch.rand(64, generator=generator)
+    for visible in (renderer.visible_samples(origins, directions, jitter),
+                    renderer.visible_samples(origins, directions, min_transmittance=0.01)):
+        assert visible.samples.n_samples > 0 and (visible.samples.t_starts >= 0.3 - 1e-6).all()
+    assert (renderer.visible_samples(origins, directions).samples.t_starts < 0.3 + 0.05).any()  # starts at the plane

@@ -120,6 +120,23 @@ class Cameras:
         directions = directions / directions.norm(dim=-1, keepdim=True)
         return pose[:, :, 3].clone(), directions
 
+    def view_bounds(self, points_per_edge: int = 64) -> torch.Tensor:
+        """(N, 4) float32: each camera's image extent in undistorted normalized coordinates, u_min,
+        u_max, v_min, v_max (u = x / depth to the right, v = y / depth downwards), taken over points
+        along the image border with the lens distortion undone (barrel distortion sees wider than
+        the pinhole with the same intrinsics)."""
+        steps = torch.linspace(0.0, 1.0, points_per_edge)
+        zeros, ones = torch.zeros_like(steps), torch.ones_like(steps)
+        border_x = torch.cat([steps, steps, zeros, ones]) * self.width
+        border_y = torch.cat([zeros, ones, steps, steps]) * self.height
+        count = border_x.shape[0]
+        fx, fy, cx, cy = (value[:, None] for value in self.intrinsics.cpu().unbind(-1))
+        u, v = (border_x - cx) / fx, (border_y - cy) / fy
+        if self.distorted:
+            k = self.distortion.cpu()[:, None, :].expand(-1, count, 4).reshape(-1, 4)
+            u, v = (part.reshape(-1, count) for part in undistort(u.reshape(-1), v.reshape(-1), k))
+        return torch.stack([u.min(1).values, u.max(1).values, v.min(1).values, v.max(1).values], dim=-1)
+
     def pixel_rays(self, frame: int, width: int | None = None,
                    height: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """All pixel-centre rays of camera `frame`, row-major: origins and directions (H*W, 3).

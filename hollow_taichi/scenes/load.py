@@ -19,11 +19,26 @@ from .transforms import FrameSpec, SceneSettings, declared_size, intrinsics, rea
 BLENDER_FILE = "transforms_{}.json"
 NGP_FILE = "transforms.json"
 HOLDOUT_EVERY = 8
+BUILTIN_PREFIX = "builtin:"
+# name -> folder under hollow_taichi/data: the windowed sphere (Blender layout, the default) and the
+# capture-like room (Instant-NGP layout, aabb_scale 4; hollow_taichi/scenes/room.py)
+BUILTIN_SCENES = {"sphere": "builtin", "room": "room"}
 
 
-def builtin_scene_path() -> Path:
-    """The folder of the built-in scene shipped with the package (Blender layout)."""
-    return Path(str(files("hollow_taichi.data") / "builtin"))
+def builtin_scene_path(name: str = "sphere") -> Path:
+    """The folder of a built-in scene shipped with the package (see BUILTIN_SCENES)."""
+    if name not in BUILTIN_SCENES:
+        raise SceneError(f"unknown built-in scene {BUILTIN_PREFIX}{name}: choose one of "
+                         f"{', '.join(BUILTIN_PREFIX + known for known in BUILTIN_SCENES)}")
+    return Path(str(files("hollow_taichi.data") / BUILTIN_SCENES[name]))
+
+
+def scene_path(path: str | os.PathLike) -> Path:
+    """A scene argument as a folder: `builtin:NAME` names a built-in scene, anything else is a path."""
+    text = str(path)
+    if text.startswith(BUILTIN_PREFIX):
+        return builtin_scene_path(text[len(BUILTIN_PREFIX):])
+    return Path(path)
 
 
 def _downscale_factor(downscale) -> int:
@@ -33,7 +48,7 @@ def _downscale_factor(downscale) -> int:
 
 
 def _scene_folder(path: str | os.PathLike) -> Path:
-    root = Path(path)
+    root = scene_path(path)
     if not root.exists():
         raise SceneError(f"scene folder {root} does not exist")
     if not root.is_dir():
@@ -190,7 +205,7 @@ def load_scene(path: str | os.PathLike, downscale: int = 1, skip_missing: bool =
     """Load a scene folder into NGP space, images shrunk by 1/downscale.
 
     A folder with transforms_train.json is read as the Blender layout, one with transforms.json as
-    the Instant-NGP/nerfstudio layout. Every problem raises SceneError naming the file or value; a
+    the Instant-NGP/nerfstudio layout; `builtin:NAME` is a built-in scene (builtin:sphere, builtin:room). Every problem raises SceneError naming the file or value; a
     frame whose image file is missing is one, unless skip_missing leaves such frames out (counted
     per split in Scene.skipped).
     """
