@@ -33,7 +33,6 @@ class OccupancyGrid:
         self.bitfield = torch.full((self.n_cells // 8,), 255, dtype=torch.uint8, device=device)
         self.keep_mask: torch.Tensor | None = None  # optional bitfield ANDed in (saliency pruning)
         self.seen_mask: torch.Tensor | None = None  # optional bitfield ANDed in (cells a camera sees)
-        self.seen_cells: torch.Tensor | None = None  # their indices, the only cells updates sample
 
     @property
     def dt_min(self) -> float:
@@ -59,26 +58,16 @@ class OccupancyGrid:
         a fraction of the time.
         """
         seen = ops.occupancy_seen_cells(c2w, bounds, near, self.cascades, self.resolution)
-        self.seen_cells = torch.nonzero(seen).flatten()
         self.seen_mask = torch.empty_like(self.bitfield)
         ops.occupancy_pack_bits(seen.float(), self.seen_mask, 0.5)
         self.density[~seen] = 0.0
         self.bitfield &= self.seen_mask
 
-    def _candidate_cells(self) -> tuple[torch.Tensor | None, int]:
-        """The cells updates may sample (None: all) and how many there are."""
-        if self.seen_cells is None:
-            return None, self.n_cells
-        return self.seen_cells, self.seen_cells.numel()
-
     def _cells_to_update(self, warmup: bool, generator: torch.Generator) -> torch.Tensor:
-        candidates, count = self._candidate_cells()
         if warmup:
-            return torch.arange(self.n_cells, device=self.density.device) if candidates is None else candidates
-        quarter = max(count // 4, 1)
-        uniform = torch.randint(0, count, (quarter,), generator=generator).to(self.density.device)
-        if candidates is not None:
-            uniform = candidates[uniform]
+            return torch.arange(self.n_cells, device=self.density.device)
+        quarter = self.n_cells // 4
+        uniform = torch.randint(0, self.n_cells, (quarter,), generator=generator).to(self.density.device)
         occupied = torch.nonzero(self.density > self.threshold()).flatten()
         if occupied.numel():
             pick = torch.randint(0, occupied.numel(), (quarter,), generator=generator).to(occupied.device)
@@ -100,21 +89,25 @@ class OccupancyGrid:
         cascade_step = self.dt_min * torch.pow(2.0, (cells // self.resolution**3).float())
         ops.occupancy_decay_and_splat(self.density, cells, sigma * cascade_step, self.decay)
         ops.occupancy_pack_bits(self.density, self.bitfield, self.threshold())
-        for mask in (self.keep_mask, self.seen_mask):
-            if mask is not None:
-                self.bitfield &= mask
+        for mask in self._masks():
+            self.bitfield &= mask
+
+    def _masks(self) -> list[torch.Tensor]:
+        """The bitfields ANDed into the occupancy bits: saliency pruning's and the seen cells'."""
+        return [mask for mask in (self.keep_mask, self.seen_mask) if mask is not None]
 
     def _allowed(self, cells: torch.Tensor) -> torch.Tensor:
-        """The cells (M,) that the keep mask leaves (all without one).
+        """The cells (M,) that every mask leaves.
 
-        A cell the mask clears stays empty whatever its density, so its density is not evaluated:
-        with HollowNeRF's pruning (Lego: ~8% of saliency cells kept) this skips most of an update's
-        field evaluations. Its stored density only decays, as an unsampled cell's does.
+        A cell a mask clears stays empty whatever its density, so its density is not evaluated:
+        with HollowNeRF's pruning (Lego: ~8% of saliency cells kept) and on captures (cells no
+        camera sees) this skips most of an update's field evaluations. Its stored density only
+        decays, as an unsampled cell's does.
         """
-        if self.keep_mask is None:
-            return cells
-        bits = self.keep_mask[cells >> 3] >> (cells & 7).to(torch.uint8)
-        return cells[torch.bitwise_and(bits, 1).bool()]
+        for mask in self._masks():
+            bits = mask[cells >> 3] >> (cells & 7).to(torch.uint8)
+            cells = cells[torch.bitwise_and(bits, 1).bool()]
+        return cells
 
     def restrict_to(self, kept: torch.Tensor | None) -> None:
         """Mark empty, from the next update on, every cell that meets no kept saliency cell.

@@ -3,6 +3,7 @@ viser, a port in use and a bad run folder; train --viewer trains and gives its p
 import importlib.util
 import socket
 import sys
+from contextlib import contextmanager
 
 import pytest
 
@@ -26,12 +27,18 @@ def test_view_without_viser_says_what_to_install(tmp_path, monkeypatch):
     assert line == f"error: {viewer.INSTALL_HINT}"
 
 
-@needs_viser
-def test_view_on_a_port_in_use(tmp_path):
+@contextmanager
+def port_in_use():
+    """A localhost port that a listening socket holds while the block runs."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
+        yield taken.getsockname()[1]
+
+
+@needs_viser
+def test_view_on_a_port_in_use(tmp_path):
+    with port_in_use() as port:
         line = error_line(run_cli("view", tmp_path / "run", "--port", port))
     assert line == f"error: port {port} on 127.0.0.1 is in use: choose another with --port"
 
@@ -50,10 +57,7 @@ def test_view_of_an_unresolvable_host(tmp_path):
 
 @needs_viser
 def test_train_with_viewer_on_a_port_in_use_stops_before_training(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with port_in_use() as port:
         line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", tmp_path / "run", "--steps", 1,
                                   "--viewer", "--port", port, *SMALL_RUN))
     assert "is in use" in line

@@ -209,13 +209,18 @@ def generate(out: Path) -> None:
         (out / f"transforms_{split}.json").write_text(json.dumps(transforms, indent=2) + "\n")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Generate the built-in hollow-sphere scene (Blender layout).")
+def run_generator(argv: list[str] | None, description: str, generate_into, name: str) -> None:
+    """A scene generator's command line: `--out DIR`, generate_into(DIR), one line with the time."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, required=True, help="folder to write the scene into")
     out = parser.parse_args(argv).out
     start = time.perf_counter()
-    generate(out)
-    print(f"wrote the built-in scene to {out} in {time.perf_counter() - start:.1f} s")
+    generate_into(out)
+    print(f"wrote {name} to {out} in {time.perf_counter() - start:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_generator(argv, "Generate the built-in hollow-sphere scene (Blender layout).", generate, "the built-in scene")
 
 
 if __name__ == "__main__":

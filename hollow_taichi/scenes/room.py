@@ -18,16 +18,15 @@ on them exercises the loader's undistortion. Deterministic: a frame's jitter com
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..images import write_png
+from .builtin import run_generator
 from .cameras import look_at, undistort
 
 WIDTH, HEIGHT = 128, 96
@@ -278,12 +277,7 @@ def generate(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Generate the built-in room scene (Instant-NGP layout).")
-    parser.add_argument("--out", type=Path, required=True, help="folder to write the scene into")
-    out = parser.parse_args(argv).out
-    start = time.perf_counter()
-    generate(out)
-    print(f"wrote the room scene to {out} in {time.perf_counter() - start:.1f} s")
+    run_generator(argv, "Generate the built-in room scene (Instant-NGP layout).", generate, "the room scene")
 
 
 if __name__ == "__main__":
