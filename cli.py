@@ -80,13 +80,16 @@ def main():
 @click.option("--force", is_flag=True, help="Overwrite a run folder that holds another run.")
 @click.option("--eval-views", type=int,
               help="After training, evaluate (and render) N evenly spaced test views (default: all).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Any other training setting, as named in a run's config.json (field.gate=off, "
+                   "admm.sparsity=0.1, lr_saliency=0); repeatable.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--viewer", "with_viewer", is_flag=True,
               help="Serve the browser viewer of the model while it trains (needs the viewer extra).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="The viewer's port.")
 def train(scene, out_dir, arch, steps, minutes, downscale, skip_missing, seed, method, hash_log2, saliency_res,
           sparsity, batch_samples, march_steps, threads, checkpoint_every, checkpoint_minutes, resume, force,
-          eval_views, progress, with_viewer, port):
+          eval_views, settings, progress, with_viewer, port):
     """Train on SCENE (a folder with transforms_train.json or transforms.json, or builtin:sphere /
     builtin:room; default: builtin:sphere)."""
     from hollow_taichi import runs
@@ -104,6 +107,8 @@ def train(scene, out_dir, arch, steps, minutes, downscale, skip_missing, seed, m
     config.field.log2_table = hash_log2
     config.field.saliency_resolution = saliency_res
     config.admm.sparsity = sparsity
+    for setting in settings:
+        config.override(setting)
     if not resume:
         config.validate()
     try:

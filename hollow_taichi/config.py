@@ -110,6 +110,22 @@ class TrainConfig:
         if not 0 < self.admm.sparsity <= 1:
             raise RunError(f"--sparsity must be in (0, 1], got {self.admm.sparsity}")
 
+    def override(self, assignment: str) -> None:
+        """Apply one `--set KEY=VALUE`: KEY a setting of this config, or of its field or admm part
+        (`field.gate`, `admm.sparsity`); VALUE parsed as that setting's type. For experiments with the
+        settings the command line has no option for; validate() still judges the result."""
+        key, separator, text = assignment.partition("=")
+        if not separator:
+            raise RunError(f"--set {assignment!r}: expected KEY=VALUE")
+        *parts, name = key.strip().split(".")
+        target = self
+        for part in parts:
+            target = getattr(target, part, None) if part in ("field", "admm") else None
+        names = {item.name: item for item in dataclasses.fields(target)} if target is not None else {}
+        if name not in names or dataclasses.is_dataclass(getattr(target, name)):
+            raise RunError(f"--set {assignment!r}: no setting {key.strip()!r} (see config.json of a run for the names)")
+        setattr(target, name, _parse_setting(assignment, names[name].type, text.strip()))
+
     @property
     def hollow(self) -> bool:
         return self.method == "hollow"
@@ -148,3 +164,19 @@ class TrainConfig:
             return cls.from_dict(values)
         except RunError as error:
             raise RunError(f"{path}: {error}") from None
+
+
+def _parse_setting(assignment: str, annotation: str, text: str):
+    """`text` as a value of the setting's annotated type ("int", "float | None", "bool", "str", ...)."""
+    kinds = [kind.strip() for kind in annotation.split("|")]
+    if "None" in kinds and text.lower() in ("none", "null"):
+        return None
+    kind = next(kind for kind in kinds if kind != "None")
+    try:
+        if kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        return {"int": int, "float": float, "str": str}[kind](text)
+    except ValueError:
+        raise RunError(f"--set {assignment!r}: {text!r} is not a valid {kind}") from None

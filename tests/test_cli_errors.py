@@ -87,6 +87,19 @@ def test_zero_steps(tmp_path):
     assert "--steps must be at least 1, got 0" in line
 
 
+def test_unknown_setting(tmp_path):
+    line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", tmp_path / "run", "--steps", 1,
+                              "--set", "field.gates=off", *SMALL_RUN))
+    assert "--set 'field.gates=off': no setting 'field.gates'" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_setting_is_validated_like_its_option(tmp_path):
+    line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", tmp_path / "run", "--steps", 1,
+                              "--set", "field.gate=hard", *SMALL_RUN))
+    assert "unknown gate 'hard'" in line
+
+
 @pytest.mark.parametrize("minutes", ["-1", "nan"])
 def test_bad_checkpoint_minutes(tmp_path, minutes):
     line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", tmp_path / "run", "--steps", 1,

@@ -71,8 +71,10 @@ class ViewerProcess:
         raise AssertionError(f"no line starting {prefix!r} within {seconds} s: {''.join(self.stderr)}")
 
     def interrupt(self) -> int:
+        """Ctrl-C; the viewer finishes the frame it is rendering first (30 s was once too short on
+        the 2-core machine, 2026-11-26, with nothing else running)."""
         self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=30)
+        return self.process.wait(timeout=90)
 
     def kill(self) -> None:
         if self.process.poll() is None:

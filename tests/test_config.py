@@ -1,0 +1,36 @@
+"""TrainConfig.override: `train --set KEY=VALUE` reaches any setting, typed as the setting is."""
+import pytest
+
+from hollow_taichi.config import TrainConfig
+from hollow_taichi.errors import RunError
+
+
+@pytest.mark.parametrize("assignment, read, expected", [
+    ("lr_saliency=0", lambda c: c.lr_saliency, 0.0),
+    ("field.gate=off", lambda c: c.field.gate, "off"),
+    ("admm.sparsity = 0.1", lambda c: c.admm.sparsity, 0.1),
+    ("occupancy_resolution=64", lambda c: c.occupancy_resolution, 64),
+    ("mark_unseen=false", lambda c: c.mark_unseen, False),
+    ("table_lr_follows_saliency=1", lambda c: c.table_lr_follows_saliency, True),
+    ("threads=none", lambda c: c.threads, None),
+    ("field.saliency_init=30", lambda c: c.field.saliency_init, 30.0),
+])
+def test_override_sets_the_named_setting_with_its_type(assignment, read, expected):
+    config = TrainConfig(steps=1)
+    config.override(assignment)
+    value = read(config)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("lr_saliency", "expected KEY=VALUE"),
+    ("no_such=1", "no setting 'no_such'"),
+    ("field=1", "no setting 'field'"),
+    ("scene.x=1", "no setting 'scene.x'"),
+    ("admm.rho=fast", "'fast' is not a valid float"),
+    ("occupancy_resolution=1.5", "'1.5' is not a valid int"),
+    ("mark_unseen=maybe", "'maybe' is not a valid bool"),
+])
+def test_override_refuses_unknown_settings_and_bad_values(assignment, message):
+    with pytest.raises(RunError, match=message):
+        TrainConfig(steps=1).override(assignment)
