@@ -99,9 +99,9 @@ def comparison_columns(result: dict, ngp: dict | None) -> str:
 
 def measure_in_subprocess(script: str, arguments: list[str]) -> dict:
     """Run `script --one ARGUMENTS` in a fresh process (so peak memory and compiled kernels are that
-    run's own) and return the JSON object it prints last."""
+    run's own) and return the JSON object it prints last. Its stderr passes through: a failure shows why."""
     command = [sys.executable, script, "--one", *arguments]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 

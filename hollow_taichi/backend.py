@@ -135,9 +135,15 @@ class FieldBuffer:
         return 0 if self.field is None else self.field.shape[0]
 
     def reserve(self, n: int):
-        """The field, grown (contents lost) if it holds fewer than n rows."""
+        """The field, grown (contents lost) if it holds fewer than n rows.
+
+        On CUDA the outgrown field is left allocated: Taichi 1.7.4 asserts when it destroys a field
+        tree after a second thread has used its LLVM context (`data->struct_modules.erase(id)`), and
+        torch runs CUDA backward passes on a thread of its own (seen on an H200: training died at
+        its first grown buffer). Capacities double, so what is left behind stays below the live size.
+        """
         if self.field is None or n > self.capacity:
-            if self._tree is not None:
+            if self._tree is not None and active() != "cuda":
                 self._tree.destroy()
             capacity = max(self.min_capacity, _next_power_of_two(n))
             builder = ti.FieldsBuilder()

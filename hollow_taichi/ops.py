@@ -134,6 +134,8 @@ class HashEncoder:
 
     def __call__(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None = None,
                  cached: Encoding | None = None) -> Encoding:
+        # Inputs moved to the device here, where autograd sees it, so gradients return to the caller's device.
+        logits = None if logits is None else _float32(logits)
         features, saliency, unscaled = _HashEncode.apply(_float32(positions), table.grad_anchor, logits, table,
                                                          self, cached)
         return Encoding(features) if logits is None else Encoding(features, saliency, unscaled)
@@ -144,6 +146,17 @@ class HashEncoder:
         n = positions.shape[0]
         saliency_grid.saliency(self._positions.load(positions), self._logit_field(logits), self._saliency.reserve(n), n)
         return self._saliency.read(n)
+
+    def reserve(self, n: int, logits: torch.Tensor | None, with_grad: bool) -> None:
+        """Make now every buffer a backward pass over n points uses. Taichi makes fields only on the
+        thread that started it (on CUDA it asserts otherwise), and torch runs CUDA backward passes on
+        a thread of its own; a forward that reuses a cached Encoding runs no kernel, so it must."""
+        self._position_buffer(with_grad).reserve(n)
+        self._features.reserve(n)
+        if logits is not None:
+            self._saliency.reserve(n)
+            self._scaled.reserve(n)
+            self._logit_field(logits)
 
     def _logit_field(self, logits: torch.Tensor):
         """The logits' Taichi copy, refreshed if they changed since the last call."""
@@ -207,6 +220,7 @@ class _HashEncode(torch.autograd.Function):
         if cached is None:
             scaled, saliency, unscaled = encoder.forward(positions, table, logits, positions.requires_grad)
         else:
+            encoder.reserve(positions.shape[0], logits, positions.requires_grad)
             empty = torch.empty(0, device=positions.device)
             scaled, saliency, unscaled = (empty if part is None else part.view_as(part)
                                           for part in (cached.features, cached.saliency, cached.unscaled))

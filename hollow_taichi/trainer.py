@@ -430,5 +430,5 @@ def ground_truth(images: ImageSet, index: int) -> torch.Tensor:
     """Frame `index` as float RGB (H, W, 3), RGBA composited over white."""
     pixels = images.images[index].float() / 255.0
     if pixels.shape[-1] == 4:
-        return rgba_to_rgb(pixels, torch.tensor(WHITE))
+        return rgba_to_rgb(pixels, torch.tensor(WHITE, device=pixels.device))
     return pixels

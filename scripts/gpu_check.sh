@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Everything a session with a lent GPU runs, in one device call under 10 minutes: install, the test
-# suite on CPU and CUDA, kernel and training-speed benchmarks, 2 minutes of Lego on CUDA with its PSNR,
+# Everything a session with a lent GPU runs, in one device call under 10 minutes: install, the tests
+# that start CUDA, kernel and training-speed benchmarks, 2 minutes of Lego on CUDA with its PSNR,
 # and the Vulkan tests on the NVIDIA driver. bench/gpu_check.py does the work; its docstring lists the
 # stages and options. Results: summary.json, summary.md and a log per stage in $OUT (or --out DIR).
 #
@@ -13,7 +13,7 @@
 #            ../shared/data/nerf_synthetic/lego, which does not travel                   --pack-lego
 #   .gl      the Vulkan and EGL loaders (debs, as the device tool's README says)         --fetch-vulkan-loader
 # Make all three here, once, in the checkout the session calls from; it prints what will travel
-# against the 64 MiB limit (49 MiB with the repository; with the full taichi wheel it would be 69):
+# against the 64 MiB limit (50.5 MiB with the repository; with the full taichi wheel it would be 69):
 #   bash scripts/gpu_check.sh --fetch-wheels --pack-lego --fetch-vulkan-loader
 # Then the device call (tool `run`, carry [".whl", ".scenes", ".gl"], timeout_s 600):
 #   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; bash scripts/gpu_check.sh

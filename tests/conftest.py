@@ -88,6 +88,13 @@ def arch(arch_name):
 
 
 @pytest.fixture
+def device(arch):
+    """The torch device of this backend's tensors: ops return theirs there and models are built
+    there, so a test's own inputs to a model go there too."""
+    return backend.device()
+
+
+@pytest.fixture
 def cpu():
     return start_backend("cpu")
 

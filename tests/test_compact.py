@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hollow_taichi import checkpoint, compact
+from hollow_taichi import backend, checkpoint, compact
 from hollow_taichi.app.cli import main
 from hollow_taichi.config import FieldConfig, TrainConfig
 from hollow_taichi.kernels.hash_grid import PRIME_Y, PRIME_Z
@@ -39,7 +39,8 @@ def random_model(config: TrainConfig, seed: int = 0):
         field.table.write(torch.rand(field.table.shape, generator=generator) * 2 - 1)
         if field.hollow:
             field.saliency_logits.copy_(torch.randn(field.saliency_logits.shape, generator=generator) * 2 - 8)
-    occupancy.bitfield = torch.randint(0, 256, occupancy.bitfield.shape, generator=generator, dtype=torch.uint8)
+    occupancy.bitfield = torch.randint(0, 256, occupancy.bitfield.shape, generator=generator,
+                                       dtype=torch.uint8).to(occupancy.bitfield.device)
     occupancy.bitfield[: occupancy.bitfield.shape[0] // 2] = 255
     return field, occupancy, renderer
 
@@ -122,21 +123,23 @@ def test_ngp_every_parameter_is_effective(arch):
 
 
 def rays_through_box(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rays from a sphere of radius 1.5 around the box centre towards random points inside the box."""
+    """Rays from a sphere of radius 1.5 around the box centre towards random points inside the box,
+    on the running backend's device."""
     generator = torch.Generator().manual_seed(seed)
     start = torch.nn.functional.normalize(torch.randn(n, 3, generator=generator), dim=-1) * 1.5 + 0.5
     directions = torch.nn.functional.normalize(torch.rand(n, 3, generator=generator) - start, dim=-1)
-    return start, directions
+    return start.to(backend.device()), directions.to(backend.device())
 
 
 @pytest.mark.parametrize("method", ["hollow", "ngp"])
-def test_compact_round_trip_renders_what_the_full_model_renders(arch, tmp_path, method):
+def test_compact_round_trip_renders_what_the_full_model_renders(arch, device, tmp_path, method):
     config = tiny_config(method)
     field, occupancy, renderer = random_model(config, seed=1)
     generator = torch.Generator().manual_seed(2)
     points = torch.rand(4000, 3, generator=generator)
     points[:1000, 0] = torch.randint(0, 5, (1000,), generator=generator) / 4  # on saliency cell faces
     directions = torch.nn.functional.normalize(torch.randn(4000, 3, generator=generator), dim=-1)
+    points, directions = points.to(device), directions.to(device)
     with torch.no_grad():
         unpruned_sigma = field.density(points)
     compact.apply_pruning(field, THRESHOLD)
@@ -153,7 +156,7 @@ def test_compact_round_trip_renders_what_the_full_model_renders(arch, tmp_path, 
     assert torch.equal(sigma, loaded_sigma) and torch.equal(rgb, loaded_rgb)
     assert (sigma > 0).any()
     origins, ray_directions = rays_through_box(64, seed=3)
-    background = torch.ones(64, 3)
+    background = torch.ones(64, 3, device=device)
     with torch.no_grad():
         full = renderer.render_rays(origins, ray_directions, background)
         reloaded = loaded.render_rays(origins, ray_directions, background)

@@ -1,5 +1,6 @@
 """Ray marching through the cascaded bitfield: samples inside the box, empty cells skipped, the
 step schedule respected; full and empty grids behave as expected. Every backend."""
+import dataclasses
 import math
 
 import numpy as np
@@ -19,6 +20,12 @@ def settings(cascades=1, cone_angle=0.0, dt_min=math.sqrt(3) / 128, dt_max=None,
 def bitfield_from(occupied: np.ndarray) -> torch.Tensor:
     """occupied: bool (cascades, G, G, G) indexed [c, z, y, x] -> packed little-endian bits."""
     return torch.from_numpy(np.packbits(occupied.reshape(-1), bitorder="little"))
+
+
+def march(origins, directions, bitfield, config, jitter=None) -> ops.PackedSamples:
+    """ops.march_rays, its samples brought to the CPU (ops return tensors on the backend's device)."""
+    samples = ops.march_rays(origins, directions, bitfield, config, jitter)
+    return ops.PackedSamples(**{item.name: getattr(samples, item.name).cpu() for item in dataclasses.fields(samples)})
 
 
 def full_grid(cascades=1):
@@ -41,7 +48,7 @@ def box_interval(origins, directions, half):
 def test_full_grid_samples_fill_the_box_at_fixed_steps(arch):
     origins, directions = random_rays(64, torch.Generator().manual_seed(0))
     config = settings()
-    samples = ops.march_rays(origins, directions, full_grid(), config)
+    samples = march(origins, directions, full_grid(), config)
     t_near, t_far = box_interval(origins, directions, 0.5)
     expected = torch.ceil((t_far - t_near) / config.dt_min)
     assert (samples.counts.float() - expected).abs().max() <= 1
@@ -59,14 +66,14 @@ def test_full_grid_samples_fill_the_box_at_fixed_steps(arch):
 def test_empty_grid_gives_no_samples(arch):
     origins, directions = random_rays(32, torch.Generator().manual_seed(1))
     empty = bitfield_from(np.zeros((1, GRID, GRID, GRID), bool))
-    samples = ops.march_rays(origins, directions, empty, settings())
+    samples = march(origins, directions, empty, settings())
     assert samples.n_samples == 0 and (samples.counts == 0).all()
 
 
 def test_rays_missing_the_box_give_no_samples(arch):
     origins = torch.tensor([[3.0, 3.0, 3.0], [-2.0, 0.5, 0.5]])
     directions = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
-    assert ops.march_rays(origins, directions, full_grid(), settings()).n_samples == 0
+    assert march(origins, directions, full_grid(), settings()).n_samples == 0
 
 
 def test_empty_cells_are_skipped(arch):
@@ -74,18 +81,18 @@ def test_empty_cells_are_skipped(arch):
     occupied[0, :, :, : GRID // 4] = True  # only x < 0.25
     occupied[0, 5, 7, 12] = True  # and one lone cell
     origins, directions = random_rays(400, torch.Generator().manual_seed(2))
-    samples = ops.march_rays(origins, directions, bitfield_from(occupied), settings())
+    samples = march(origins, directions, bitfield_from(occupied), settings())
     cells = torch.floor(samples.positions * GRID).long().clamp(0, GRID - 1)
     assert samples.n_samples > 0
     assert occupied[0, cells[:, 2], cells[:, 1], cells[:, 0]].all()
-    full = ops.march_rays(origins, directions, full_grid(), settings())
+    full = march(origins, directions, full_grid(), settings())
     assert samples.n_samples < 0.4 * full.n_samples
 
 
 def test_cone_stepping_schedule(arch):
     origins, directions = random_rays(16, torch.Generator().manual_seed(3), radius=6.0)
     config = settings(cascades=3, cone_angle=1 / 64, dt_min=0.004, dt_max=0.05)
-    samples = ops.march_rays(origins, directions, full_grid(3), config)
+    samples = march(origins, directions, full_grid(3), config)
     expected = (samples.t_starts * config.cone_angle).clamp(config.dt_min, config.dt_max)
     torch.testing.assert_close(samples.t_ends - samples.t_starts, expected)
     assert (samples.t_ends - samples.t_starts).max() > config.dt_min  # the cone really widened steps
@@ -97,7 +104,7 @@ def test_outer_cascade_occupancy_is_used(arch):
     occupied = np.zeros((2, GRID, GRID, GRID), bool)
     occupied[1] = True  # the shell between the unit cube and the 2x box; cascade 0 empty
     origins, directions = random_rays(64, torch.Generator().manual_seed(4), radius=3.0)
-    samples = ops.march_rays(origins, directions, bitfield_from(occupied), settings(cascades=2))
+    samples = march(origins, directions, bitfield_from(occupied), settings(cascades=2))
     assert samples.n_samples > 0
     assert (samples.positions.sub(0.5).abs().max(1).values >= 0.5 - 1e-3).all()
 
@@ -105,9 +112,9 @@ def test_outer_cascade_occupancy_is_used(arch):
 def test_max_samples_and_near_plane(arch):
     origins = torch.tensor([[0.5, 0.5, -1.0]])
     directions = torch.tensor([[0.0, 0.0, 1.0]])
-    capped = ops.march_rays(origins, directions, full_grid(), settings(max_samples=10))
+    capped = march(origins, directions, full_grid(), settings(max_samples=10))
     assert capped.n_samples == 10
-    near = ops.march_rays(origins, directions, full_grid(), settings(near=1.5))
+    near = march(origins, directions, full_grid(), settings(near=1.5))
     assert near.t_starts.min() >= 1.5 - 1e-6
 
 
@@ -115,7 +122,7 @@ def test_jitter_shifts_the_first_sample(arch):
     origins = torch.tensor([[0.5, 0.5, -1.0]] * 2)
     directions = torch.tensor([[0.0, 0.0, 1.0]] * 2)
     config = settings()
-    samples = ops.march_rays(origins, directions, full_grid(), config, jitter=torch.tensor([0.0, 0.5]))
+    samples = march(origins, directions, full_grid(), config, jitter=torch.tensor([0.0, 0.5]))
     first = samples.t_starts[samples.offsets.long()]
     assert first[1] - first[0] == pytest.approx(0.5 * config.dt_min, rel=1e-4)
 
@@ -132,6 +139,6 @@ def test_marching_terminates_on_cell_faces_and_axis_aligned_rays(arch):
     origins = torch.stack([torch.full((4,), 2.0), centres, centres.flip(0)], dim=1)
     directions = torch.tensor([[-1.0, 0.0, 0.0]]).expand(4, 3)
     config = settings(dt_min=1.0 / 32, dt_max=1.0 / 32)
-    samples = ops.march_rays(origins, directions, bitfield_from(occupied), config, jitter=torch.full((4,), 0.5))
+    samples = march(origins, directions, bitfield_from(occupied), config, jitter=torch.full((4,), 0.5))
     assert (samples.counts == 7).all()  # midpoints at x = 7/32, 6/32, ..., 1/32 (0.25 is in an empty cell)
     assert (samples.positions[:, 0] < 0.25).all()

@@ -48,7 +48,7 @@ def test_saliency_scaled_encoding_forward_and_gradients(arch):
     upstream = torch.randn(positions.shape[0], encoder.output_dim, generator=generator)
 
     encoding = encoder(positions, table, logits)
-    scaled, saliency = encoding.features, encoding.saliency
+    scaled, saliency = encoding.features.cpu(), encoding.saliency.cpu()  # ops return tensors on the backend's device
     (scaled * upstream).sum().backward()
 
     table64 = values.double().requires_grad_()
@@ -60,7 +60,7 @@ def test_saliency_scaled_encoding_forward_and_gradients(arch):
 
     torch.testing.assert_close(scaled.detach().double(), expected.detach(), atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(saliency.double(), expected_saliency.detach(), atol=1e-6, rtol=1e-5)
-    table_grad = table.read_grad()
+    table_grad = table.read_grad().cpu()
     assert logits.grad.abs().sum() > 0 and table_grad.abs().sum() > 0 and positions.grad.abs().sum() > 0
     torch.testing.assert_close(table_grad.double(), table64.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(logits.grad.double(), logits64.grad, atol=1e-4, rtol=1e-4)

@@ -53,7 +53,7 @@ def run_both(sigma, rgb, samples, background, min_transmittance=1e-4):
     upstream = [torch.randn(samples.n_rays, 3), torch.randn(samples.n_rays), torch.randn(samples.n_rays)]
     sigma = sigma.clone().requires_grad_()
     rgb = rgb.clone().requires_grad_()
-    outputs = ops.Compositor(min_transmittance)(sigma, rgb, samples, background)
+    outputs = [out.cpu() for out in ops.Compositor(min_transmittance)(sigma, rgb, samples, background)]
     sum(((o * u).sum() for o, u in zip(outputs, upstream))).backward()
     sigma64 = sigma.detach().double().requires_grad_()
     rgb64 = rgb.detach().double().requires_grad_()
@@ -92,7 +92,7 @@ def test_early_termination_stops_contributions(arch):
 def test_empty_batch(arch):
     samples = packed([0, 0], torch.Generator().manual_seed(0))
     background = torch.tensor([[1.0, 0.5, 0.0], [0.2, 0.2, 0.2]])
-    color, opacity, depth = ops.Compositor()(torch.zeros(0), torch.zeros(0, 3), samples, background)
+    color, opacity, depth = (out.cpu() for out in ops.Compositor()(torch.zeros(0), torch.zeros(0, 3), samples, background))
     torch.testing.assert_close(color, background)
     assert opacity.abs().sum() == 0 and depth.abs().sum() == 0
 
@@ -111,7 +111,7 @@ def test_transmittance_matches_reference(arch):
     generator = torch.Generator().manual_seed(5)
     samples = packed([0, 1, 7, 30, 4], generator)
     sigma = torch.rand(samples.n_samples, generator=generator) * 40
-    torch.testing.assert_close(ops.transmittance(sigma, samples).double(), reference_transmittance(sigma, samples),
+    torch.testing.assert_close(ops.transmittance(sigma, samples).cpu().double(), reference_transmittance(sigma, samples),
                                rtol=1e-4, atol=1e-6)
 
 
@@ -124,7 +124,7 @@ def test_select_keeps_packing_and_dropping_occluded_samples_changes_nothing(arch
     rgb = torch.rand(samples.n_samples, 3, generator=generator).requires_grad_()
     background = torch.rand(samples.n_rays, 3, generator=generator)
     compositor = ops.Compositor()
-    keep = ops.transmittance(sigma, samples) >= compositor.min_transmittance
+    keep = ops.transmittance(sigma, samples).cpu() >= compositor.min_transmittance
     assert 0 < keep.sum() < samples.n_samples
     kept = samples.select(keep)
     assert kept.counts.tolist() == [int(keep[samples.ray_indices == r].sum()) for r in range(samples.n_rays)]
