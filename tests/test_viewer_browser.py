@@ -46,9 +46,12 @@ class ViewerProcess:
     def __init__(self, run: Path, port: int):
         command = [sys.executable, "-m", "hollow_taichi.app.cli", "view", str(run), "--port", str(port),
                    "--arch", "cpu", "--max-resolution", str(MAX_RESOLUTION)]
-        # from the run's folder: in the repository root, its hollow_taichi/ would shadow the installed package
+        # From the run's folder: in the repository root, its hollow_taichi/ would shadow the installed
+        # package. With Ctrl-C's default action, as in a terminal: a shell without job control starts
+        # background jobs ignoring SIGINT, Python then raises no KeyboardInterrupt, and a suite run
+        # with `&` saw a viewer that never stopped (SigIgn 0x1001007 in its /proc status).
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                                        cwd=run.parent)
+                                        cwd=run.parent, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._collect, daemon=True).start()
@@ -71,10 +74,9 @@ class ViewerProcess:
         raise AssertionError(f"no line starting {prefix!r} within {seconds} s: {''.join(self.stderr)}")
 
     def interrupt(self) -> int:
-        """Ctrl-C; the viewer finishes the frame it is rendering first (30 s was once too short on
-        the 2-core machine, 2026-11-26, with nothing else running)."""
+        """Ctrl-C; the viewer finishes the frame it is rendering first."""
         self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=90)
+        return self.process.wait(timeout=30)
 
     def kill(self) -> None:
         if self.process.poll() is None:
