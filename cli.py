@@ -11,7 +11,7 @@ import click
 
 from hollow_taichi import __version__
 from hollow_taichi.backend import ARCH_CHOICES, device_error
-from hollow_taichi.config import METHODS, TrainConfig
+from hollow_taichi.config import METHODS, VIEWER_HOST, VIEWER_MAX_SIDE, VIEWER_MAX_SIDE_RANGE, VIEWER_PORT, TrainConfig
 from hollow_taichi.errors import HollowError, Interrupted, RunError
 
 DEFAULT_STEPS = 2000
@@ -86,7 +86,8 @@ def main():
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--viewer", "with_viewer", is_flag=True,
               help="Serve the browser viewer of the model while it trains (needs the viewer extra).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="The viewer's port.")
+@click.option("--port", type=click.IntRange(1, 65535), default=VIEWER_PORT, show_default=True,
+              help="The viewer's port.")
 def train(scene, out_dir, arch, steps, minutes, downscale, skip_missing, seed, method, hash_log2, saliency_res,
           sparsity, batch_samples, march_steps, threads, checkpoint_every, checkpoint_minutes, resume, force,
           eval_views, settings, progress, with_viewer, port):
@@ -122,7 +123,6 @@ def train(scene, out_dir, arch, steps, minutes, downscale, skip_missing, seed, m
 
 
 RESUME_OPTIONS = {"out_dir", "steps", "minutes", "resume", "force", "eval_views", "progress", "with_viewer", "port"}
-VIEWER_HOST = "127.0.0.1"
 
 
 def viewer_for_training(port: int):
@@ -130,8 +130,7 @@ def viewer_for_training(port: int):
     now, before any training."""
     from hollow_taichi import viewer
 
-    viewer.import_viser()
-    viewer.check_port_free(VIEWER_HOST, port)
+    viewer.check_can_serve(VIEWER_HOST, port)
     return lambda trainer: viewer.watching(trainer, VIEWER_HOST, port)
 
 
@@ -143,9 +142,9 @@ def check_view_count(option: str, count: int | None) -> None:
 
 def warn_ignored_on_resume(ctx: click.Context) -> None:
     """--resume continues with the run's saved settings: say which options given here it ignores."""
-    ignored = [f"--{name.replace('_', '-')}" if name != "scene" else "SCENE" for name in ctx.params
-               if name not in RESUME_OPTIONS
-               and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+    ignored = [param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+               for param in ctx.command.params if param.name not in RESUME_OPTIONS
+               and ctx.get_parameter_source(param.name) == click.core.ParameterSource.COMMANDLINE]
     if ignored:
         click.echo(f"note: --resume continues with the run's saved settings; ignoring {', '.join(ignored)}", err=True)
 
@@ -213,12 +212,13 @@ def render(run_dir, out_dir, split, orbit, video, width, height, scene, arch, sa
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=VIEWER_PORT, show_default=True)
 @click.option("--host", default=VIEWER_HOST, show_default=True, help="Address to serve on (0.0.0.0: every interface).")
 @click.option("--scene", "scene", type=click.Path(path_type=Path),
               help="Scene folder for the start view and training cameras (default: the run's).")
 @click.option("--arch", type=click.Choice(ARCH_CHOICES), help="Backend (default: the run's).")
-@click.option("--max-resolution", type=click.IntRange(64, 2048), default=640, show_default=True,
+@click.option("--max-resolution", type=click.IntRange(*VIEWER_MAX_SIDE_RANGE), default=VIEWER_MAX_SIDE,
+              show_default=True,
               help="Longer side of a full-size frame (the page's slider starts here).")
 def view(run_dir, port, host, scene, arch, max_resolution):
     """Serve an interactive browser viewer of a trained run (RUN_DIR, or a compact model file) until Ctrl-C."""

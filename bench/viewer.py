@@ -8,7 +8,7 @@ frames: the first test camera of RUN's scene on a canvas of --canvas pixels, ren
 hollow_taichi.view_frames (what the viewer sends a browser) in each render mode at three sizes: the
 low size the viewer picks while the camera moves (the pixels its measured rays/s render in
 viewer.LOW_FRAME_SECONDS), a middle size, and the full size (the canvas at the default
-"Max resolution", viewer.DEFAULT_MAX_SIDE). Each size is rendered once untimed (kernel compilation),
+"Max resolution", config.VIEWER_MAX_SIDE). Each size is rendered once untimed (kernel compilation),
 then --frames times.
 
 training: the built-in scene trained for --steps steps in a fresh process, with and without the
@@ -46,13 +46,14 @@ def main():
 
 def frame_sizes(canvas: tuple[int, int], rays_per_second: float) -> dict[str, tuple[int, int]]:
     from hollow_taichi import view_frames, viewer
+    from hollow_taichi.config import VIEWER_MAX_SIDE
 
     width, height = canvas
-    low_pixels = max(viewer.MIN_LOW_PIXELS, rays_per_second * viewer.LOW_FRAME_SECONDS)
+    low_pixels = viewer.low_frame_pixels(rays_per_second)
     return {
-        "low (moving)": view_frames.fit_size(width, height, low_pixels, viewer.DEFAULT_MAX_SIDE),
+        "low (moving)": view_frames.fit_size(width, height, low_pixels, VIEWER_MAX_SIDE),
         "middle": view_frames.fit_size(width, height, float("inf"), MIDDLE_SIDE),
-        "full": view_frames.fit_size(width, height, float("inf"), viewer.DEFAULT_MAX_SIDE),
+        "full": view_frames.fit_size(width, height, float("inf"), VIEWER_MAX_SIDE),
     }
 
 
@@ -196,7 +197,7 @@ def training(steps, warmup, rounds, one, record):
         for kind in ("without", "with"):
             command = [sys.executable, __file__, "training", "--steps", str(steps), "--warmup", str(warmup),
                        "--one", kind]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout  # stderr passes
             rows.append(json.loads(output.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
     if record:

@@ -24,14 +24,18 @@ import torch.nn.functional as F
 from .config import AdmmConfig
 
 
+def corner_saliency(logits: torch.Tensor) -> torch.Tensor:
+    """(R-1)^3: the largest saliency p at the 8 corners of each cell of the logit grid (R, R, R)."""
+    return torch.sigmoid(F.max_pool3d(logits.detach()[None, None], kernel_size=2, stride=1)[0, 0])
+
+
 def kept_cells(logits: torch.Tensor, threshold: float) -> torch.Tensor:
     """(R-1)^3 bool: cells of the logit grid (R, R, R) whose largest corner saliency >= threshold.
 
     Saliency inside a cell is the sigmoid of a trilerp of its 8 corners, so it stays below the
     largest corner's: a cell that is not kept is below the threshold everywhere (pruned).
     """
-    corner_max = F.max_pool3d(logits.detach()[None, None], kernel_size=2, stride=1)[0, 0]
-    return torch.sigmoid(corner_max) >= threshold
+    return corner_saliency(logits) >= threshold
 
 
 @dataclass

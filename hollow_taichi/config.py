@@ -14,6 +14,12 @@ METHODS = ("hollow", "ngp")
 GATES = ("detached", "gradient", "off")
 PENALTIES = ("admm", "l1")
 
+# The browser viewer's defaults (hollow_taichi.viewer), here beside the command line's other settings.
+VIEWER_HOST, VIEWER_PORT = "127.0.0.1", 8080
+VIEWER_MAX_SIDE = 640  # a full frame; on a busy 2-core CPU a full frame of the built-in scene took tens of
+# seconds (BENCHMARKS.md, viewer table), so the refining frames before it matter there; the slider goes lower
+VIEWER_MAX_SIDE_RANGE = (64, 2048)  # the "Max resolution" slider's and --max-resolution's range
+
 
 @dataclass
 class FieldConfig:
@@ -117,10 +123,8 @@ class TrainConfig:
         key, separator, text = assignment.partition("=")
         if not separator:
             raise RunError(f"--set {assignment!r}: expected KEY=VALUE")
-        *parts, name = key.strip().split(".")
-        target = self
-        for part in parts:
-            target = getattr(target, part, None) if part in ("field", "admm") else None
+        section, _, name = key.strip().rpartition(".")
+        target = {"": self, "field": self.field, "admm": self.admm}.get(section)
         names = {item.name: item for item in dataclasses.fields(target)} if target is not None else {}
         if name not in names or dataclasses.is_dataclass(getattr(target, name)):
             raise RunError(f"--set {assignment!r}: no setting {key.strip()!r} (see config.json of a run for the names)")

@@ -3,8 +3,9 @@
 Each cell holds an optical thickness (density * the smallest step of its cascade), decayed by 0.95
 and raised to fresh density samples every `interval` steps; a cell is occupied while its thickness
 exceeds min(0.01, mean thickness of cascade 0). Warm-up steps sample every cell; later updates
-sample a quarter of all cells at random and a quarter of the occupied ones. Cells that no training
-camera sees (mark_unseen) stay empty and are never sampled, as Instant-NGP's untrained cells.
+sample a quarter of all cells at random and a quarter of the occupied ones. Cells a mask clears
+stay empty and their density is never evaluated: those no training camera sees (mark_unseen, as
+Instant-NGP's untrained cells) and those that meet no kept saliency cell (restrict_to).
 """
 from __future__ import annotations
 
@@ -44,9 +45,12 @@ class OccupancyGrid:
         """The coarsest step (cone tracing): the diagonal of a cell of the outermost cascade."""
         return math.sqrt(3) * (1 << (self.cascades - 1)) / self.resolution
 
+    def occupied(self) -> torch.Tensor:
+        """(n_cells,) bool: the occupancy bits, unpacked."""
+        return unpack_bits(self.bitfield)
+
     def occupied_fraction(self) -> float:
-        bits = torch.bitwise_and(self.bitfield[:, None] >> torch.arange(8, device=self.bitfield.device), 1)
-        return bits.float().mean().item()
+        return self.occupied().float().mean().item()
 
     def mark_unseen(self, c2w: torch.Tensor, bounds: torch.Tensor, near: float) -> None:
         """Keep empty, from now on, every cell that none of the cameras (c2w (K, 3, 4), image extent
@@ -105,8 +109,7 @@ class OccupancyGrid:
         decays, as an unsampled cell's does.
         """
         for mask in self._masks():
-            bits = mask[cells >> 3] >> (cells & 7).to(torch.uint8)
-            cells = cells[torch.bitwise_and(bits, 1).bool()]
+            cells = cells[unpack_bits(mask)[cells]]
         return cells
 
     def restrict_to(self, kept: torch.Tensor | None) -> None:
@@ -131,6 +134,12 @@ class OccupancyGrid:
         self.density = state["density"].to(self.density.device)
         self.bitfield = state["bitfield"].to(self.bitfield.device)
         self.keep_mask = None if state.get("keep_mask") is None else state["keep_mask"].to(self.bitfield.device)
+
+
+def unpack_bits(bitfield: torch.Tensor) -> torch.Tensor:
+    """(8 * B,) bool of a little-endian bitfield (B,) uint8: bit i is bit i & 7 of byte i >> 3."""
+    shifts = torch.arange(8, dtype=torch.uint8, device=bitfield.device)
+    return torch.bitwise_and(bitfield[:, None] >> shifts, 1).flatten().bool()
 
 
 def _touching_cells(kept: torch.Tensor, cascade: int, cascades: int, resolution: int) -> torch.Tensor:

@@ -148,9 +148,10 @@ class HashEncoder:
         return self._saliency.read(n)
 
     def reserve(self, n: int, logits: torch.Tensor | None, with_grad: bool) -> None:
-        """Make now every buffer a backward pass over n points uses. Taichi makes fields only on the
-        thread that started it (on CUDA it asserts otherwise), and torch runs CUDA backward passes on
-        a thread of its own; a forward that reuses a cached Encoding runs no kernel, so it must."""
+        """Make now every buffer forward and backward passes over n points use, and bring the
+        logits' Taichi copy up to date. Taichi makes fields only on the thread that started it (on
+        CUDA it asserts otherwise), and torch runs CUDA backward passes on a thread of its own; a
+        forward that reuses a cached Encoding runs no kernel, yet must call this."""
         self._position_buffer(with_grad).reserve(n)
         self._features.reserve(n)
         if logits is not None:
@@ -172,15 +173,14 @@ class HashEncoder:
         """(v (N, L*F), p (N,), f (N, L*F): the unscaled hash features, which backward reads); p and
         f are empty for ngp."""
         n = positions.shape[0]
+        self.reserve(n, logits, with_grad)
         position_field = self._position_buffer(with_grad).load(positions)
-        features = self._features.reserve(n)
-        hash_grid.hash_encode(position_field, table.field, self._resolutions, features, n)
+        hash_grid.hash_encode(position_field, table.field, self._resolutions, self._features.field, n)
         if logits is None:
             empty = torch.empty(0, device=backend.device())
             return self._features.read(n), empty, empty
-        saliency, scaled = self._saliency.reserve(n), self._scaled.reserve(n)
-        saliency_grid.saliency(position_field, self._logit_field(logits), saliency, n)
-        saliency_grid.scale_features(saliency, features, scaled, n)
+        saliency_grid.saliency(position_field, self._logits.field, self._saliency.field, n)
+        saliency_grid.scale_features(self._saliency.field, self._features.field, self._scaled.field, n)
         return self._scaled.read(n), self._saliency.read(n), self._features.read(n)
 
     def backward(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,

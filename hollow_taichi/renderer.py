@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -174,21 +175,25 @@ class Renderer:
 
     @torch.no_grad()
     def render_image(self, origins: torch.Tensor, directions: torch.Tensor, height: int, width: int,
-                     background: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Render the rays (H*W, 3) of one image over a background colour (3,).
+                     background: torch.Tensor, saliency: bool = False,
+                     cancelled: Callable[[], bool] = lambda: False) -> dict[str, torch.Tensor | int] | None:
+        """Render the rays (H*W, 3) of one image over a background colour (3,), _INFERENCE_RAYS at a time.
 
-        Returns "color" (H, W, 3), "opacity" (H, W), "depth" (H, W) and "samples" (total count).
+        Returns "color" (H, W, 3), "opacity" (H, W), "depth" (H, W) (weighted t, not divided by
+        opacity), "samples" (total count) and, with `saliency` (hollow models), "saliency" (H, W)
+        (weighted p); None if `cancelled()` turned true between chunks (the viewer abandons a render).
         """
-        colors, opacities, depths, samples = [], [], [], 0
+        parts: dict[str, list[torch.Tensor]] = {"color": [], "opacity": [], "depth": [], "saliency": []}
+        samples = 0
         for chunk_origins, chunk_directions in zip(origins.split(_INFERENCE_RAYS), directions.split(_INFERENCE_RAYS)):
-            result = self.infer_rays(chunk_origins, chunk_directions, background.expand(chunk_origins.shape[0], 3))
-            colors.append(result.color)
-            opacities.append(result.opacity)
-            depths.append(result.depth)
+            if cancelled():
+                return None
+            result = self.infer_rays(chunk_origins, chunk_directions, background.expand(chunk_origins.shape[0], 3),
+                                     saliency=saliency)
+            for name in parts:
+                if getattr(result, name) is not None:
+                    parts[name].append(getattr(result, name))
             samples += result.n_samples
-        return {
-            "color": torch.cat(colors).reshape(height, width, 3),
-            "opacity": torch.cat(opacities).reshape(height, width),
-            "depth": torch.cat(depths).reshape(height, width),
-            "samples": samples,
-        }
+        images = {name: torch.cat(values).reshape(height, width, -1).squeeze(-1)
+                  for name, values in parts.items() if values}
+        return {**images, "samples": samples}

@@ -34,10 +34,6 @@ class BrowserCamera:
     width: int
     height: int
 
-    @property
-    def aspect(self) -> float:
-        return self.width / self.height
-
 
 @dataclass
 class StartView:

@@ -15,12 +15,13 @@ import cv2
 import numpy as np
 import torch
 
-from .admm import kept_cells
+from .admm import corner_saliency
+from .field import HollowField
+from .occupancy import OccupancyGrid
 from .renderer import Renderer
 from .scenes import Cameras
 
 MODES = ("colour", "depth", "opacity", "saliency")
-CHUNK_RAYS = 1 << 12  # rays per infer_rays call; a render can be abandoned between chunks
 WHITE = (1.0, 1.0, 1.0)
 EMPTY = np.array([40, 40, 40], dtype=np.float32)  # where a depth or saliency ray sees nothing
 MIN_VISIBLE_OPACITY = 1e-3
@@ -49,26 +50,15 @@ def fit_size(width: int, height: int, max_pixels: float, max_side: int) -> tuple
 
 def render_buffers(renderer: Renderer, cameras: Cameras, saliency: bool = False,
                    cancelled: Callable[[], bool] = lambda: False) -> dict[str, torch.Tensor] | None:
-    """Render camera 0 of `cameras` at its image size over white, chunk by chunk: "color" (H, W, 3),
-    "opacity" (H, W), "depth" (H, W) (weighted t, not divided by opacity) and, with `saliency`
-    (hollow models), "saliency" (H, W) (weighted p). None if `cancelled()` turned true between chunks."""
+    """Camera 0 of `cameras` rendered at its image size over white (Renderer.render_image's images,
+    on the CPU); None if `cancelled()` turned true between chunks."""
     device = renderer.field.aabb.device
     origins, directions = cameras.pixel_rays(0)
-    origins, directions = origins.to(device), directions.to(device)
-    background = torch.tensor(WHITE, device=device)
-    parts: dict[str, list[torch.Tensor]] = {"color": [], "opacity": [], "depth": [], "saliency": []}
-    for chunk_origins, chunk_directions in zip(origins.split(CHUNK_RAYS), directions.split(CHUNK_RAYS)):
-        if cancelled():
-            return None
-        result = renderer.infer_rays(chunk_origins, chunk_directions, background.expand(chunk_origins.shape[0], 3),
-                                     saliency=saliency)
-        parts["color"].append(result.color)
-        parts["opacity"].append(result.opacity)
-        parts["depth"].append(result.depth)
-        if result.saliency is not None:
-            parts["saliency"].append(result.saliency)
-    shape = (cameras.height, cameras.width)
-    return {name: torch.cat(values).reshape(*shape, -1).squeeze(-1).cpu() for name, values in parts.items() if values}
+    rendered = renderer.render_image(origins.to(device), directions.to(device), cameras.height, cameras.width,
+                                     torch.tensor(WHITE, device=device), saliency, cancelled)
+    if rendered is None:
+        return None
+    return {name: image.cpu() for name, image in rendered.items() if name != "samples"}
 
 
 def _colour_mapped(values: np.ndarray, colour_map: int) -> np.ndarray:
@@ -149,28 +139,22 @@ def _thinned(indices: torch.Tensor, limit: int) -> torch.Tensor:
     return indices[torch.linspace(0, indices.shape[0] - 1, limit).long()]
 
 
-def kept_cell_cloud(renderer: Renderer, threshold: float, limit: int = MAX_CLOUD_POINTS) -> Cloud | None:
+def kept_cell_cloud(field: HollowField, threshold: float, limit: int = MAX_CLOUD_POINTS) -> Cloud | None:
     """The centres of the saliency cells a hollow model keeps (the largest corner p >= threshold),
     coloured by that p with viridis; None for an ngp model."""
-    field = renderer.field
     if not field.hollow:
         return None
-    logits = field.saliency_logits.detach().cpu()
-    kept = kept_cells(logits, threshold)
-    cells = _thinned(torch.nonzero(kept), limit)
-    corner_max = torch.nn.functional.max_pool3d(logits[None, None], kernel_size=2, stride=1)[0, 0]
-    saliency = torch.sigmoid(corner_max[cells[:, 0], cells[:, 1], cells[:, 2]]).numpy()
-    return _cloud(field.aabb.cpu(), cells, kept.shape[0], _colour_mapped(saliency[:, None], cv2.COLORMAP_VIRIDIS)[:, 0])
+    saliency = corner_saliency(field.saliency_logits.cpu())
+    cells = _thinned(torch.nonzero(saliency >= threshold), limit)
+    colours = _colour_mapped(saliency[cells[:, 0], cells[:, 1], cells[:, 2]].numpy()[:, None], cv2.COLORMAP_VIRIDIS)
+    return _cloud(field.aabb.cpu(), cells, saliency.shape[0], colours[:, 0])
 
 
-def occupied_cell_cloud(renderer: Renderer, limit: int = MAX_CLOUD_POINTS) -> Cloud:
+def occupied_cell_cloud(occupancy: OccupancyGrid, limit: int = MAX_CLOUD_POINTS) -> Cloud:
     """The centres of the occupied cells of the occupancy grid's finest cascade (the unit cube),
-    in orange. Bit i of the bitfield is cell i = (z * G + y) * G + x (kernels.occupancy_grid)."""
-    occupancy = renderer.occupancy
+    in orange. Cell i is (z * G + y) * G + x (kernels.occupancy_grid)."""
     resolution = occupancy.resolution
-    bitfield = occupancy.bitfield.cpu()
-    bits = (bitfield[:, None] >> torch.arange(8, dtype=torch.uint8)) & 1
-    occupied = torch.nonzero(bits.flatten()[: resolution**3]).flatten()
+    occupied = torch.nonzero(occupancy.occupied().cpu()[: resolution**3]).flatten()
     cells = _thinned(torch.stack([occupied % resolution, (occupied // resolution) % resolution,
                                   occupied // resolution**2], dim=-1), limit)
     unit_box = torch.tensor([[0.0] * 3, [1.0] * 3])

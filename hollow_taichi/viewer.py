@@ -31,8 +31,10 @@ import numpy as np
 from . import view_frames
 from .errors import ViewerError
 from .images import write_png
+from .config import VIEWER_MAX_SIDE, VIEWER_MAX_SIDE_RANGE
 from .renderer import Renderer
 from .scenes import Cameras
+from .scenes.cameras import SCENE_CENTRE
 from .view_camera import BrowserCamera, opencv_pose, start_view, to_cameras, vertical_fov
 
 INSTALL_HINT = 'the viewer needs viser: pip install "hollow-taichi[viewer]" (in a checkout: pip install ".[viewer]")'
@@ -42,9 +44,6 @@ REFINE_FACTOR = 4.0  # each refining frame has this many times the pixels of the
 MIN_LOW_PIXELS = 64 * 48
 FIRST_RAYS_PER_SECOND = 50_000.0  # a guess for the first frame's size, replaced by measurement
 RATE_MEMORY = 0.5  # weight of the newest frame in the rays-per-second average
-DEFAULT_MAX_SIDE = 640  # a full frame; on a busy 2-core CPU 640x400 of the built-in scene took ~50 s and
-# 320x200 ~14 s (BENCHMARKS.md), so the refining frames before it matter there; the slider goes lower
-MIN_MAX_SIDE, MAX_MAX_SIDE = 64, 2048  # the "Max resolution" slider's range
 IDLE_WAIT_SECONDS = 0.05
 TRAINING_RENDER_SHARE = 0.08  # train --viewer: rendering takes at most this share of wall time
 CLOUD_REFRESH_SECONDS = 10.0  # train --viewer: visible point clouds follow the model this often
@@ -58,6 +57,12 @@ def import_viser():
     except ImportError:
         raise ViewerError(INSTALL_HINT) from None
     return viser
+
+
+def check_can_serve(host: str, port: int) -> None:
+    """ViewerError unless viser is installed and a server can listen on host:port."""
+    import_viser()
+    check_port_free(host, port)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -102,11 +107,16 @@ class Settings:
     """The page's shared controls, as last set."""
 
     mode: str = "colour"
-    max_side: int = DEFAULT_MAX_SIDE
+    max_side: int = VIEWER_MAX_SIDE
     kept_cells: bool = False
     occupied_cells: bool = False
     clouds_dirty: bool = True
     save_requests: list[int] = field(default_factory=list)  # client ids
+
+
+def low_frame_pixels(rays_per_second: float) -> float:
+    """Pixels of a frame drawn while the camera moves: what renders in LOW_FRAME_SECONDS."""
+    return max(MIN_LOW_PIXELS, rays_per_second * LOW_FRAME_SECONDS)
 
 
 def next_frame(view: ClientView, now: float, model_version: int) -> str | None:
@@ -125,11 +135,11 @@ def next_frame(view: ClientView, now: float, model_version: int) -> str | None:
 class Viewer:
     """A viser server that shows a renderer's model to browsers; call `poll` to render."""
 
-    def __init__(self, renderer: Renderer, save_dir: Path, start: Cameras | None = None,
-                 training_cameras: Cameras | None = None, prune_threshold: float = 0.01,
-                 host: str = "127.0.0.1", port: int = 8080, max_side: int = DEFAULT_MAX_SIDE):
+    def __init__(self, renderer: Renderer, save_dir: Path, start: Cameras | None, training_cameras: Cameras | None,
+                 prune_threshold: float, host: str, port: int, max_side: int = VIEWER_MAX_SIDE):
+        """The port is checked by the caller before its slow work (check_can_serve); one taken since
+        is caught below, as viser's server starts."""
         viser = import_viser()
-        check_port_free(host, port)
         self.renderer = renderer
         self.save_dir = Path(save_dir)
         self.prune_threshold = prune_threshold
@@ -174,7 +184,7 @@ class Viewer:
         if cameras is None or len(cameras) == 0:
             return None
         node = self.server.scene.add_frame("/training_cameras", show_axes=False, visible=False)
-        centre = np.array([0.5, 0.5, 0.5])
+        centre = np.array(SCENE_CENTRE)
         c2w = cameras.c2w.double().cpu().numpy()
         scale = FRUSTUM_SCALE * float(np.median(np.linalg.norm(c2w[:, :, 3] - centre, axis=-1)))
         for index in range(len(cameras)):
@@ -189,7 +199,7 @@ class Viewer:
         mode = gui.add_dropdown("Render mode", self.modes, initial_value=self.settings.mode,
                                 hint="colour; depth (turbo: near blue, far red); opacity; saliency p of what "
                                      "each ray sees (viridis: 0 purple, 1 yellow)")
-        max_side = gui.add_slider("Max resolution", min=MIN_MAX_SIDE, max=MAX_MAX_SIDE, step=16,
+        max_side = gui.add_slider("Max resolution", min=VIEWER_MAX_SIDE_RANGE[0], max=VIEWER_MAX_SIDE_RANGE[1], step=16,
                                   initial_value=self.settings.max_side,
                                   hint="Longer side of the full-size frame, in pixels.")
         kept = gui.add_checkbox("Kept saliency cells", initial_value=False, disabled=not self.renderer.field.hollow,
@@ -302,8 +312,8 @@ class Viewer:
             settings.clouds_dirty = False
             kept, occupied = settings.kept_cells, settings.occupied_cells
         self._show_cloud("/kept_saliency_cells", kept,
-                         lambda: view_frames.kept_cell_cloud(self.renderer, self.prune_threshold))
-        self._show_cloud("/occupied_cells", occupied, lambda: view_frames.occupied_cell_cloud(self.renderer))
+                         lambda: view_frames.kept_cell_cloud(self.renderer.field, self.prune_threshold))
+        self._show_cloud("/occupied_cells", occupied, lambda: view_frames.occupied_cell_cloud(self.renderer.occupancy))
         self.clouds_built_at = time.monotonic()
         return True
 
@@ -324,7 +334,7 @@ class Viewer:
         the pixels shown, "full" the canvas (at most max_side on its longer side)."""
         if kind == "full":
             return self._full_size(camera)
-        pixels = max(MIN_LOW_PIXELS, self.rays_per_second * LOW_FRAME_SECONDS)
+        pixels = low_frame_pixels(self.rays_per_second)
         if kind == "refine":
             pixels = max(pixels, REFINE_FACTOR * shown_pixels)
         return view_frames.fit_size(camera.width, camera.height, pixels, self.settings.max_side)
@@ -410,14 +420,12 @@ def _scene_cameras(run, scene_path: str | None) -> tuple[Cameras | None, Cameras
     return scene.test.cameras, scene.train.cameras
 
 
-def view_model(path: Path, host: str, port: int, arch: str | None = None, scene_path: str | None = None,
-               max_side: int = DEFAULT_MAX_SIDE) -> None:
+def view_model(path: Path, host: str, port: int, arch: str | None, scene_path: str | None, max_side: int) -> None:
     """`hollow-taichi view`: serve a run folder or compact model until Ctrl-C; saved views go into
     the run folder (or the compact model's folder)."""
     from .runs import load_model
 
-    import_viser()
-    check_port_free(host, port)  # before the (slow) loading
+    check_can_serve(host, port)  # before the (slow) loading
     run = load_model(path, arch)
     test_cameras, train_cameras = _scene_cameras(run, scene_path)
     save_dir = path.parent if path.is_file() else path

@@ -1,11 +1,12 @@
 """A tiny Blender-layout scene that trains in seconds, the CLI settings that keep runs on it small, and
-helpers that run the CLI and read its one-line errors.
+helpers that run the CLI and read its one-line errors, and free localhost ports for the viewer.
 
 The cameras stand far from the object box and see it small, so that most rays miss the box and a
 training step marches few samples.
 """
 import json
 import math
+import socket
 from pathlib import Path
 
 import cv2
@@ -68,3 +69,10 @@ def error_line(result) -> str:
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.output
     return errors[0]
+
+
+def free_port() -> int:
+    """A localhost port free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -45,6 +45,14 @@ def random_model(config: TrainConfig, seed: int = 0):
     return field, occupancy, renderer
 
 
+def dense_model(method: str, seed: int):
+    """random_model, dense enough that the light of most rays through the box runs out inside it."""
+    field, occupancy, renderer = random_model(tiny_config(method), seed=seed)
+    with torch.no_grad():
+        field.density_mlp[-1].bias[0] += 4.0
+    return field, occupancy, renderer
+
+
 # --- brute force: numpy, one vertex at a time ----------------------------------------------------
 
 

@@ -23,12 +23,19 @@ def trainer(scene_dir, out_dir, method: str, *settings: str) -> Trainer:
     return Trainer(load_scene(config.scene), config, out_dir, progress=False)
 
 
-def test_hollow_with_saturated_frozen_saliency_and_no_gate_trains_as_ngp(tmp_path):
+def ngp_and_hollow(tmp_path, *hollow_settings: str) -> tuple[Trainer, Trainer]:
+    """An ngp trainer and a hollow one with saturated frozen saliency, no pruning and
+    `hollow_settings`, starting from the same table and MLPs."""
     scene = tiny_scene(tmp_path / "scene")
     ngp = trainer(scene, tmp_path / "ngp", "ngp")
-    hollow = trainer(scene, tmp_path / "hollow", "hollow", f"field.saliency_init={SATURATED_LOGIT}",
-                     "field.gate=off", "lr_saliency=0", "admm.sparsity=1")
-    hollow.field.load_state_dict(ngp.field.state_dict(), strict=False)  # same table and MLPs
+    hollow = trainer(scene, tmp_path / "hollow", "hollow", f"field.saliency_init={SATURATED_LOGIT}", "lr_saliency=0",
+                     "admm.sparsity=1", *hollow_settings)
+    hollow.field.load_state_dict(ngp.field.state_dict(), strict=False)
+    return ngp, hollow
+
+
+def test_hollow_with_saturated_frozen_saliency_and_no_gate_trains_as_ngp(tmp_path):
+    ngp, hollow = ngp_and_hollow(tmp_path, "field.gate=off")
     assert torch.all(hollow.field.saliency_probabilities() == 1.0)
     start = ngp.field.table.read()
     ngp_losses = [ngp.train_step().loss for _ in range(STEPS)]
@@ -41,10 +48,6 @@ def test_hollow_with_saturated_frozen_saliency_and_no_gate_trains_as_ngp(tmp_pat
 
 def test_a_gate_that_differs_from_one_changes_training(tmp_path):
     """The check above can fail: the detached gate at a tiny alpha scales every density."""
-    scene = tiny_scene(tmp_path / "scene")
-    ngp = trainer(scene, tmp_path / "ngp", "ngp")
-    hollow = trainer(scene, tmp_path / "hollow", "hollow", f"field.saliency_init={SATURATED_LOGIT}",
-                     "field.gate_alpha_early=1", "field.gate_alpha_late=1", "lr_saliency=0", "admm.sparsity=1")
-    hollow.field.load_state_dict(ngp.field.state_dict(), strict=False)
+    ngp, hollow = ngp_and_hollow(tmp_path, "field.gate_alpha_early=1", "field.gate_alpha_late=1")
     ngp_loss, hollow_loss = ngp.train_step().loss, hollow.train_step().loss
     assert abs(hollow_loss - ngp_loss) > 1e-4 * ngp_loss

@@ -59,8 +59,9 @@ def test_training_log_drops_what_a_resumed_run_logs_again(tmp_path):
 
 def test_resume_says_which_given_settings_it_ignores(run_copy):
     result = succeeded(run_cli("train", "--resume", "--out", run_copy, "--steps", 3, "--method", "ngp",
-                               "--hash-log2", 14, "--no-progress"))
-    assert "note: --resume continues with the run's saved settings; ignoring --method, --hash-log2" in result.output
+                               "--hash-log2", 14, "--set", "lr=0.5", "--no-progress"))
+    assert ("note: --resume continues with the run's saved settings; ignoring --method, --hash-log2, --set"
+            in result.output)
     config = json.loads((run_copy / runs.CONFIG_NAME).read_text())
     assert (config["method"], config["field"]["log2_table"], config["steps"]) == ("hollow", 12, 3)
 

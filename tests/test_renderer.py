@@ -7,7 +7,7 @@ import torch
 from hollow_taichi import backend, ops
 from hollow_taichi import renderer as renderer_module
 
-from test_compact import random_model, rays_through_box, tiny_config
+from test_compact import dense_model, random_model, rays_through_box, tiny_config
 
 
 @pytest.mark.parametrize("method", ["hollow", "ngp"])
@@ -33,9 +33,7 @@ def test_marching_in_rounds_keeps_what_one_pass_keeps(device, monkeypatch, first
     """visible_samples marches in rounds and stops each ray where its light runs out; the samples it
     keeps are those one pass over the whole ray keeps after culling by transmittance."""
     monkeypatch.setattr(renderer_module, "FIRST_ROUND_SAMPLES", first_round)
-    _, _, renderer = random_model(tiny_config("hollow"), seed=2)
-    with torch.no_grad():
-        renderer.field.density_mlp[-1].bias[0] += 4.0  # dense enough that light runs out inside the box
+    _, _, renderer = dense_model("hollow", seed=2)  # light runs out inside the box
     origins, directions = rays_through_box(128, seed=4)
     jitter = torch.rand(128, generator=torch.Generator().manual_seed(6)).to(device)
     one_pass = ops.march_rays(origins, directions, renderer.occupancy.bitfield, renderer.settings, jitter)
@@ -86,7 +84,7 @@ def test_reusing_the_visibility_pass_encoding_changes_no_gradient(device, method
 
 
 @pytest.mark.parametrize("method", ["hollow", "ngp"])
-def test_backward_makes_no_taichi_field(device, monkeypatch, method):
+def test_backward_grows_no_field_buffer(device, monkeypatch, method):
     """Taichi makes fields only on the thread that started it (on CUDA it asserts otherwise), and
     torch runs CUDA backward passes on a thread of its own: a training step's backward must find
     every buffer it uses already made. Small marching rounds make the kept samples outnumber any
@@ -142,19 +140,11 @@ def test_inference_composites_saliency_with_the_colour_weights(device, method):
     assert renderer.infer_rays(origins, directions, background).saliency is None  # only when asked
 
 
-def dense_model(seed: int):
-    """A random tiny model dense enough that the light of most rays runs out inside the box."""
-    _, _, renderer = random_model(tiny_config("ngp"), seed=seed)
-    with torch.no_grad():
-        renderer.field.density_mlp[-1].bias[0] += 4.0
-    return renderer
-
-
 def test_rendering_stops_each_ray_once_little_light_is_left(device):
     """infer_rays stops a ray once its transmittance falls below render_min_transmittance (0.01, as
     Instant-NGP renders): it keeps exactly the samples that still receive that much light, so
     rays that turn opaque stop early, and the colour moves by at most the light left."""
-    renderer = dense_model(seed=2)
+    _, _, renderer = dense_model("ngp", seed=2)
     origins, directions = rays_through_box(128, seed=4)
     background = torch.rand(128, 3, generator=torch.Generator().manual_seed(5)).to(device)
     renderer.render_min_transmittance = renderer.compositor.min_transmittance
@@ -174,7 +164,7 @@ def test_rendering_stops_each_ray_once_little_light_is_left(device):
 def test_no_sample_nearer_than_the_near_plane(device):
     """Rays starting inside the box (cameras inside a capture's box) keep no sample nearer than
     `near` to their origin, in training and in rendering."""
-    renderer = dense_model(seed=3)
+    _, _, renderer = dense_model("ngp", seed=3)
     renderer.settings = dataclasses.replace(renderer.settings, near=0.3)
     generator = torch.Generator().manual_seed(7)
     origins = 0.3 + 0.4 * torch.rand(64, 3, generator=generator)

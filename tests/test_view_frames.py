@@ -1,7 +1,6 @@
 """What the viewer shows, without a browser: frame sizes, the render modes, the point clouds of kept
 and occupied cells, which frame a browser needs next, and train --viewer's throttle."""
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from hollow_taichi.scenes import Cameras
 from hollow_taichi.scenes.cameras import look_at
 from hollow_taichi.view_camera import BrowserCamera
 
-from test_compact import THRESHOLD, brute_kept_cells, random_model, tiny_config
+from test_compact import THRESHOLD, brute_kept_cells, dense_model, random_model, tiny_config
 
 
 def box_camera(size: int = 24) -> Cameras:
@@ -22,14 +21,6 @@ def box_camera(size: int = 24) -> Cameras:
                                    np.array([0.0, 0.0, 1.0]))).float()
     focal = size / 2 / math.tan(0.4)
     return Cameras(c2w, torch.tensor([[focal, focal, size / 2, size / 2]]), torch.zeros(1, 4), size, size)
-
-
-def dense_model(method: str = "hollow", seed: int = 1):
-    """random_model, dense enough that rays through the box turn opaque."""
-    field, occupancy, renderer = random_model(tiny_config(method), seed=seed)
-    with torch.no_grad():
-        field.density_mlp[-1].bias[0] += 4.0
-    return field, occupancy, renderer
 
 
 @pytest.mark.parametrize("width, height, pixels, side, expected", [
@@ -43,7 +34,7 @@ def test_fit_size_keeps_the_aspect_under_both_limits(width, height, pixels, side
 
 
 def test_modes_show_the_renderers_buffers(cpu):
-    _, _, renderer = dense_model()
+    _, _, renderer = dense_model("hollow", seed=1)
     cameras = box_camera()
     colour = view_frames.render_frame(renderer, cameras, "colour").image
     expected = (renderer.render_view(cameras, 0).numpy() * 255).round().astype(np.uint8)
@@ -69,7 +60,7 @@ def test_depth_is_blue_near_and_red_far():
 def test_an_ngp_model_has_no_saliency_mode(cpu):
     _, _, renderer = random_model(tiny_config("ngp"))
     assert view_frames.available_modes(renderer) == ("colour", "depth", "opacity")
-    assert view_frames.kept_cell_cloud(renderer, THRESHOLD) is None
+    assert view_frames.kept_cell_cloud(renderer.field, THRESHOLD) is None
 
 
 def test_a_cancelled_render_stops(cpu):
@@ -85,11 +76,11 @@ def test_a_cancelled_render_stops(cpu):
 
 
 def test_kept_cell_cloud_matches_brute_force(cpu):
-    field, _, renderer = random_model(tiny_config("hollow"), seed=4)
+    field, _, _ = random_model(tiny_config("hollow"), seed=4)
     logits = field.saliency_logits.detach().numpy()
     kept = brute_kept_cells(logits, THRESHOLD)
     assert 0 < kept.sum() < kept.size
-    cloud = view_frames.kept_cell_cloud(renderer, THRESHOLD)
+    cloud = view_frames.kept_cell_cloud(field, THRESHOLD)
     cells = kept.shape[0]
     expected = (np.argwhere(kept) + 0.5) / cells  # the unit box: random_model's scene box
     np.testing.assert_allclose(cloud.points, expected, atol=1e-6)
@@ -98,10 +89,10 @@ def test_kept_cell_cloud_matches_brute_force(cpu):
 
 
 def test_kept_cell_cloud_is_thinned_to_the_limit(cpu):
-    field, _, renderer = random_model(tiny_config("hollow"), seed=4)
+    field, _, _ = random_model(tiny_config("hollow"), seed=4)
     with torch.no_grad():
         field.saliency_logits.fill_(5.0)
-    assert len(view_frames.kept_cell_cloud(renderer, THRESHOLD, limit=10).points) == 10
+    assert len(view_frames.kept_cell_cloud(field, THRESHOLD, limit=10).points) == 10
 
 
 def test_occupied_cell_cloud_is_at_the_occupied_cells_centres(cpu):
@@ -111,7 +102,7 @@ def test_occupied_cell_cloud_is_at_the_occupied_cells_centres(cpu):
     bits[cells] = 1.0
     bits[16**3 + 5] = 1.0  # a cell of the outer cascade: not shown
     ops.occupancy_pack_bits(bits, occupancy.bitfield, 0.5)
-    cloud = view_frames.occupied_cell_cloud(SimpleNamespace(occupancy=occupancy))
+    cloud = view_frames.occupied_cell_cloud(occupancy)
     expected = ops.occupancy_cell_points(cells, torch.full((len(cells), 3), 0.5), occupancy.resolution)
     np.testing.assert_allclose(cloud.points, expected.numpy(), atol=1e-6)
 

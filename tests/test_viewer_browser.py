@@ -10,7 +10,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from scenes_util import SMALL_RUN, run_cli, tiny_scene
+from scenes_util import SMALL_RUN, free_port, run_cli, tiny_scene
 
 WINDOW = (1024, 640)
 SCENE_BOX = (slice(150, 450), slice(320, 660))  # screenshot rows, columns around the start view's centre,
@@ -32,12 +31,6 @@ FRAME_SECONDS = 60
 BLANK_STD = 3.0  # pixel values (0-255): less spread than this over the scene's part of the canvas is blank
 CHANGED_LEVELS = 24  # a pixel whose colour moved this far (0-255) changed
 CHANGED_SHARE = 0.005  # a picture changed when this share of its pixels did
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ViewerProcess:

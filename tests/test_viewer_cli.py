@@ -9,16 +9,10 @@ import pytest
 
 from hollow_taichi import viewer
 
-from scenes_util import SMALL_RUN, error_line, run_cli, tiny_scene
+from scenes_util import SMALL_RUN, error_line, free_port, run_cli, tiny_scene
 
 needs_viser = pytest.mark.skipif(importlib.util.find_spec("viser") is None,
                                  reason='viser is not installed (pip install ".[viewer]")')
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_view_without_viser_says_what_to_install(tmp_path, monkeypatch):

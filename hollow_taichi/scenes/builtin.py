@@ -13,16 +13,15 @@ frame's jitter comes from a seed made of (SEED, split, frame index).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
 
 from ..images import write_png
 from .cameras import look_at
+from .generator import run_generator
 
 SIZE = 100
 CAMERA_ANGLE_X = 0.7
@@ -207,16 +206,6 @@ def generate(out: Path) -> None:
         for index in range(len(transforms["frames"])):
             write_png(out / split / f"r_{index}.png", render_frame(split, index))
         (out / f"transforms_{split}.json").write_text(json.dumps(transforms, indent=2) + "\n")
-
-
-def run_generator(argv: list[str] | None, description: str, generate_into, name: str) -> None:
-    """A scene generator's command line: `--out DIR`, generate_into(DIR), one line with the time."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--out", type=Path, required=True, help="folder to write the scene into")
-    out = parser.parse_args(argv).out
-    start = time.perf_counter()
-    generate_into(out)
-    print(f"wrote {name} to {out} in {time.perf_counter() - start:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..images import write_png
-from .builtin import run_generator
+from .generator import run_generator
 from .cameras import look_at, undistort
 
 WIDTH, HEIGHT = 128, 96
