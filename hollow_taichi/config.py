@@ -82,9 +82,9 @@ class TrainConfig:
     # views at 400x400, alone on 2 cores: 1e-4 29.800 dB, 5.2-5.9 s/view; 0.01 29.778 dB, 4.7-4.8 s/view
     render_min_transmittance: float = 0.01
     occupancy_resolution: int = 128
-    occupancy_interval: int = 16
+    occupancy_interval: int = 16  # steps between refreshes of a one-cascade grid; see OccupancyGrid
     occupancy_warmup: int = 256
-    occupancy_decay: float = 0.95
+    occupancy_decay: float = 0.95  # per refresh of a one-cascade grid
     eval_interval: int = 500
     log_interval: int = 50  # steps between records in train_log.jsonl
     eval_images: int = 1

@@ -81,7 +81,7 @@ def build_model(config: TrainConfig, aabb: torch.Tensor, aabb_scale: int,
     device = backend.device()
     field = HollowField(config.field, aabb.to(device), config.hollow, aabb_scale, generator).to(device)
     occupancy = OccupancyGrid(cascades_for(aabb_scale), config.occupancy_resolution, config.occupancy_decay, device,
-                              config.march_steps or INSTANT_NGP_STEPS)
+                              config.march_steps or INSTANT_NGP_STEPS, config.occupancy_interval)
     renderer = Renderer(field, occupancy, cone_angle=0.0 if aabb_scale == 1 else 1.0 / 256, near=config.near_distance,
                         render_min_transmittance=config.render_min_transmittance)
     return field, occupancy, renderer
@@ -275,7 +275,7 @@ class Trainer:
         if self.admm_active():
             self.admm.dual_update()
         self.step += 1
-        if self.step % self.config.occupancy_interval == 0:
+        if self.occupancy.update_due(self.step):
             self._update_occupancy()
         self._adapt_rays(result.n_samples)
         return StepStats(mse.item(), -10.0 * math.log10(max(mse.item(), 1e-10)), result.n_samples, origins.shape[0])

@@ -140,3 +140,17 @@ def test_cells_no_camera_sees_are_marked_unseen_and_stay_empty(arch):
     grid.update(density, warmup=False, generator=torch.Generator().manual_seed(1))
     occupied = unpack(grid.bitfield, cascades)
     assert occupied.any() and not (occupied & ~seen).any()
+
+
+def test_several_cascades_cost_and_fade_per_step_as_one_cascade(arch):
+    """K cascades: refreshed every K * 16 steps, fading by 0.95^K a refresh, so that upkeep per
+    training step and a cell's fade per step are those of a one-cascade grid."""
+    for cascades in (1, 3):
+        grid = OccupancyGrid(cascades, GRID)
+        due = [step for step in range(1, 16 * 3 * 4 + 1) if grid.update_due(step)]
+        assert due == list(range(16 * cascades, 16 * 3 * 4 + 1, 16 * cascades))
+        grid.update(lambda points: torch.full((points.shape[0],), 1e3), warmup=True, generator=torch.Generator())
+        before = grid.density.clone()
+        grid.update(lambda points: torch.zeros(points.shape[0]), warmup=True, generator=torch.Generator())
+        fade_per_step = (grid.density / before) ** (1.0 / (16 * cascades))
+        assert torch.allclose(fade_per_step.cpu(), torch.full_like(fade_per_step.cpu(), 0.95 ** (1 / 16)))
