@@ -70,6 +70,7 @@ class TrainConfig:
     lr_final_fraction: float = 0.1  # then it decays exponentially to lr * this at the end
     weight_decay: float = 1e-6  # on MLP weights
     march_steps: int | None = None  # finest steps per unit-cube diagonal; None: one per pixel footprint
+    cone_angle: float | None = None  # steps grow as t * this (aabb_scale > 1); None: renderer.cone_angle_for
     # Captures (cameras inside a large box) as Instant-NGP trains and renders them (its testbed.h
     # defaults: near_distance 0.1, random_bg_color, render_min_transmittance 0.01, untrained
     # density-grid cells). builtin:room, 10 minutes, 2 shared cores (16 steps each, side by side):

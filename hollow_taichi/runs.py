@@ -23,7 +23,7 @@ from .metrics import psnr, ssim
 from .progress import progress_report
 from .renderer import Renderer
 from .scenes import ImageSet, Scene, evenly_spaced, load_scene
-from .trainer import LOG_NAME, WHITE, Trainer, build_model, ground_truth, resolve_march_steps
+from .trainer import LOG_NAME, WHITE, Trainer, build_model, ground_truth, resolve_march_settings
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.json"
@@ -66,7 +66,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False, force: bool 
     if resume:
         config = resume_config(out_dir, config)
     scene = load_run_scene(config.scene, config)
-    resolve_march_steps(config, scene)
+    resolve_march_settings(config, scene)
     prepare_run_dir(out_dir, config, resume, force)
     trainer = Trainer(scene, config, out_dir, progress=progress)
     if resume:

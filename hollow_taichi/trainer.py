@@ -21,7 +21,7 @@ from .field import HollowField
 from .metrics import psnr, rgba_to_rgb
 from .occupancy import INSTANT_NGP_STEPS, OccupancyGrid
 from .progress import Progress, progress_report
-from .renderer import Renderer, march_steps_for
+from .renderer import INSTANT_NGP_CONE_ANGLE, Renderer, cone_angle_for, march_steps_for
 from .scenes import ImageSet, Scene
 
 WHITE = (1.0, 1.0, 1.0)
@@ -69,10 +69,13 @@ def cascades_for(aabb_scale: int) -> int:
     return int(math.log2(aabb_scale)) + 1
 
 
-def resolve_march_steps(config: TrainConfig, scene: Scene) -> None:
-    """Fill in config.march_steps (None: about one step per pixel footprint of the training images)."""
+def resolve_march_settings(config: TrainConfig, scene: Scene) -> None:
+    """Fill in config.march_steps and config.cone_angle (None: about one step per pixel footprint of
+    the training images; no cone tracing in a unit box)."""
     if config.march_steps is None:
         config.march_steps = march_steps_for(scene.train.cameras)
+    if config.cone_angle is None:
+        config.cone_angle = 0.0 if scene.aabb_scale == 1 else cone_angle_for(scene.train.cameras)
 
 
 def build_model(config: TrainConfig, aabb: torch.Tensor, aabb_scale: int,
@@ -82,7 +85,10 @@ def build_model(config: TrainConfig, aabb: torch.Tensor, aabb_scale: int,
     field = HollowField(config.field, aabb.to(device), config.hollow, aabb_scale, generator).to(device)
     occupancy = OccupancyGrid(cascades_for(aabb_scale), config.occupancy_resolution, config.occupancy_decay, device,
                               config.march_steps or INSTANT_NGP_STEPS, config.occupancy_interval)
-    renderer = Renderer(field, occupancy, cone_angle=0.0 if aabb_scale == 1 else 1.0 / 256, near=config.near_distance,
+    cone_angle = config.cone_angle
+    if cone_angle is None:  # a run saved before the setting: it marched as Instant-NGP does
+        cone_angle = 0.0 if aabb_scale == 1 else INSTANT_NGP_CONE_ANGLE
+    renderer = Renderer(field, occupancy, cone_angle=cone_angle, near=config.near_distance,
                         render_min_transmittance=config.render_min_transmittance)
     return field, occupancy, renderer
 
@@ -164,7 +170,7 @@ class Trainer:
         self.device = backend.device()
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
-        resolve_march_steps(config, scene)
+        resolve_march_settings(config, scene)
         self.field, self.occupancy, self.renderer = build_model(config, scene.aabb, scene.aabb_scale, self.generator)
         if config.mark_unseen:
             cameras = scene.train.cameras

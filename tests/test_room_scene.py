@@ -14,7 +14,8 @@ from hollow_taichi.images import read_image
 from hollow_taichi.metrics import psnr
 from hollow_taichi.scenes import builtin_scene_path, load_scene
 from hollow_taichi.scenes import room
-from hollow_taichi.trainer import Trainer
+from hollow_taichi.renderer import INSTANT_NGP_CONE_ANGLE, cone_angle_for
+from hollow_taichi.trainer import Trainer, resolve_march_settings
 
 NGP_SCALE, NGP_OFFSET = 0.33, 0.5  # the loader's defaults, which the room's transforms.json relies on
 TRAIN_STEPS = 80
@@ -59,6 +60,18 @@ def test_shipped_transforms_are_the_generator_transforms():
     np.testing.assert_allclose(poses, room.camera_poses(), rtol=0, atol=1e-14)
     generated.pop("frames")
     assert shipped == generated
+
+
+def test_capture_steps_grow_as_a_pixel_of_its_images_and_never_finer_than_instant_ngp(scene):
+    config = TrainConfig(scene="builtin:room")
+    resolve_march_settings(config, scene)
+    assert config.cone_angle == pytest.approx(1.0 / room.FOCAL)
+    sharp = scene.train.cameras.subset(list(range(len(scene.train.cameras))))
+    sharp.intrinsics = sharp.intrinsics * 10.0
+    assert cone_angle_for(sharp) == INSTANT_NGP_CONE_ANGLE
+    unit_box = TrainConfig(scene="builtin:sphere")
+    resolve_march_settings(unit_box, load_scene("builtin:sphere"))
+    assert unit_box.cone_angle == 0.0
 
 
 def file_rays(scene, frame: int, undistort: bool = True):
