@@ -1,11 +1,12 @@
 """Occupancy grid state and its update schedule (Instant-NGP).
 
 Each cell holds an optical thickness (density * the smallest step of its cascade), decayed by 0.95
-and raised to fresh density samples every 16 steps (a grid of one cascade; see OccupancyGrid); a cell is occupied while its thickness
-exceeds min(0.01, mean thickness of cascade 0). Warm-up steps sample every cell; later updates
-sample a quarter of all cells at random and a quarter of the occupied ones. Cells a mask clears
-stay empty and their density is never evaluated: those no training camera sees (mark_unseen, as
-Instant-NGP's untrained cells) and those that meet no kept saliency cell (restrict_to).
+and raised to fresh density samples every 16 steps (for one cascade; see OccupancyGrid); a cell is
+occupied while its thickness exceeds min(0.01, mean thickness of cascade 0). Warm-up steps
+sample every cell; later updates sample a quarter of all cells at random and a quarter of the
+occupied ones. Cells a mask clears stay empty and their density is never evaluated: those no
+training camera sees (mark_unseen, as Instant-NGP's untrained cells) and those that meet no kept
+saliency cell (restrict_to).
 """
 from __future__ import annotations
 
