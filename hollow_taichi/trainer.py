@@ -31,6 +31,7 @@ LOG_NAME = "train_log.jsonl"
 MIN_SALIENCY_FOR_LR = 0.1  # the table's learning rate grows at most 10x as the saliency falls
 TABLE_AND_MLP_BETAS = (0.9, 0.99)  # Adam's, as Instant-NGP's
 ADAM_EPS = 1e-15
+INPUT_LAYER_GROUP = "mlp_input"  # the density MLP's first layer, when its rate follows the saliency
 
 
 @dataclass
@@ -110,10 +111,16 @@ def make_optimizer(field: HollowField, config: TrainConfig) -> torch.optim.Adam:
     stops pushing and the pruner overshoots C. Lego 2^17, 1000 steps, table lr following the
     saliency: beta1 0.9 with dual step 1e-3 ended at S = 0.007 and 27.95 dB; beta1 0 with dual
     step 1e-5 at S = 0.024 and 28.84 dB (ngp: 28.76).
+
+    With input_lr_follows_saliency the density MLP's first-layer weight has a group of its own,
+    whose rate _set_learning_rates scales as the table's.
     """
-    groups = [
-        {"name": "mlp", "params": field.mlp_parameters(), "lr": config.lr, "weight_decay": config.weight_decay},
-    ]
+    mlp = field.mlp_parameters()
+    groups = [{"name": "mlp", "params": mlp, "lr": config.lr, "weight_decay": config.weight_decay}]
+    if field.hollow and config.input_lr_follows_saliency:
+        first_layer = field.density_mlp[0].weight
+        groups = [{**groups[0], "params": [parameter for parameter in mlp if parameter is not first_layer]},
+                  {**groups[0], "name": INPUT_LAYER_GROUP, "params": [first_layer]}]
     if field.hollow:
         groups.append({"name": "saliency", "params": [field.saliency_logits], "lr": config.lr_saliency,
                        "weight_decay": 0.0, "betas": (config.saliency_beta1, config.saliency_beta2)})
@@ -225,7 +232,9 @@ class Trainer:
         so v moves p times as far as Instant-NGP's features: once the pruner has pulled the kept
         cells' saliency down (S ends near C or below), the hash features learn several times
         slower. Dividing the table's rate by the mean p of the samples that trained it gives v
-        Instant-NGP's rate again; the factor is capped at 1 / MIN_SALIENCY_FOR_LR.
+        Instant-NGP's rate again; the factor is capped at 1 / MIN_SALIENCY_FOR_LR. The density MLP's
+        first layer reads v, so Adam's steps on its weights move its output p times as far as
+        Instant-NGP's: with input_lr_follows_saliency its rate gets the same factor.
         """
         if not self.config.table_lr_follows_saliency or mean_saliency is None:
             self.table_lr_scale = 1.0
@@ -233,6 +242,8 @@ class Trainer:
             self.table_lr_scale = 1.0 / max(float(mean_saliency), MIN_SALIENCY_FOR_LR)
         for group in self.optimizer.param_groups:
             group["lr"] = group["initial_lr"] * self.lr_decay
+            if group["name"] == INPUT_LAYER_GROUP:
+                group["lr"] *= self.table_lr_scale
         self.table_optimizer.lr = self.config.lr * self.lr_decay * self.table_lr_scale
 
     def admm_active(self) -> bool:

@@ -19,5 +19,11 @@
 #   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; bash scripts/gpu_check.sh
 # A dry run of the same stages on this machine, tiny (tests/test_gpu_check.py runs one):
 #   bash scripts/gpu_check.sh --arch cpu --dry-run --out runs/gpu_check_dry
+# With device time left after the check, issue 10's open question needs seeds, not one run a side
+# (~1 minute a 1000-step Lego run there). Install as the install stage does, then, say:
+#   python bench/seeds.py --scene .scenes/lego --test-views 10 --arch cuda --seeds 5 \
+#       --variant input:input_lr_follows_saliency=true --results bench/results/seeds_cuda.jsonl; \
+#   cp bench/results/seeds_cuda.jsonl $OUT/
+# and bring the file back into the checkout: the next call skips the runs already in it.
 set -uo pipefail
 exec "${PYTHON:-python3}" "$(dirname "$0")/../bench/gpu_check.py" "$@"

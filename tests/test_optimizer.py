@@ -12,9 +12,9 @@ from hollow_taichi.trainer import MIN_SALIENCY_FOR_LR, Trainer
 from scenes_util import tiny_scene
 
 
-def tiny_trainer(tmp_path, method: str = "hollow", follows: bool = True) -> Trainer:
+def tiny_trainer(tmp_path, method: str = "hollow", follows: bool = True, input_follows: bool = False) -> Trainer:
     config = TrainConfig(scene=str(tiny_scene(tmp_path / "scene")), method=method, arch="cpu", steps=10,
-                         table_lr_follows_saliency=follows)
+                         table_lr_follows_saliency=follows, input_lr_follows_saliency=input_follows)
     config.field.log2_table, config.field.saliency_resolution = 12, 8
     return Trainer(load_scene(config.scene), config, tmp_path / "run", progress=False)
 
@@ -30,6 +30,19 @@ def test_table_learning_rate_is_divided_by_the_mean_saliency(tmp_path, cpu):
     assert rates["table"] == pytest.approx(4 * rates["mlp"])
     trainer._set_learning_rates(torch.tensor(1e-4))  # a collapsed saliency does not blow the rate up
     assert learning_rates(trainer)["table"] == pytest.approx(rates["mlp"] / MIN_SALIENCY_FOR_LR)
+
+
+def test_the_density_mlps_first_layer_can_follow_the_saliency_too(tmp_path, cpu):
+    """input_lr_follows_saliency: the first layer (which reads v = p f) gets the table's factor; the
+    rest of the MLPs keep the schedule's rate, and every MLP parameter is in exactly one group."""
+    trainer = tiny_trainer(tmp_path, input_follows=True)
+    trainer._set_learning_rates(torch.tensor(0.25))
+    rates = learning_rates(trainer)
+    assert rates["mlp_input"] == pytest.approx(rates["table"]) == pytest.approx(4 * rates["mlp"])
+    groups = {group["name"]: group["params"] for group in trainer.optimizer.param_groups}
+    assert groups["mlp_input"] == [trainer.field.density_mlp[0].weight]
+    grouped = [id(parameter) for name in ("mlp", "mlp_input") for parameter in groups[name]]
+    assert sorted(grouped) == sorted(id(parameter) for parameter in trainer.field.mlp_parameters())
 
 
 @pytest.mark.parametrize("method, follows", [("hollow", False), ("ngp", True)])
