@@ -1,10 +1,11 @@
-"""Spherical harmonics (orthonormality) and occupancy-grid upkeep kernels, every backend."""
+"""Spherical harmonics (orthonormality), occupancy-grid upkeep kernels and its density threshold, every backend."""
 import math
 
 import numpy as np
 import torch
 
 from hollow_taichi import ops
+from hollow_taichi.occupancy import OccupancyGrid
 
 
 def test_sh_is_orthonormal_over_the_sphere(arch):
@@ -43,3 +44,22 @@ def test_decay_splat_and_pack_bits(arch):
     ops.occupancy_pack_bits(density, bits, 1.5)
     expected = np.packbits((density > 1.5).numpy(), bitorder="little")
     assert bits.numpy().tolist() == expected.tolist()
+
+
+def test_cells_are_occupied_above_instant_ngps_density_whatever_the_march_step(arch):
+    """Optical thickness is measured at Instant-NGP's finest step, so with the threshold 0.01 a cell
+    is occupied above density 0.01 / (sqrt(3) / 1024) = 5.9 whether the marcher takes 128 or 1024
+    steps a diagonal (a mostly dense field holds the mean above 0.01, so the constant applies)."""
+    threshold_density = 0.01 / (math.sqrt(3) / 1024)
+    for steps in (128, 1024):
+        grid = OccupancyGrid(1, 8, steps_per_diagonal=steps)
+
+        def density(points: torch.Tensor) -> torch.Tensor:
+            """0.8 and 1.2 times the threshold below x = 1/4, 1000 elsewhere."""
+            sparse = torch.where(points[:, 1] < 0.5, 0.8, 1.2) * threshold_density
+            return torch.where(points[:, 0] < 0.25, sparse, torch.full_like(sparse, 1e3))
+
+        grid.update(density, warmup=True, generator=torch.Generator())
+        occupied = grid.occupied().reshape(8, 8, 8).cpu()  # [z, y, x]
+        assert occupied[:, :, 2:].all()
+        assert not occupied[:, :4, :2].any() and occupied[:, 4:, :2].all()
