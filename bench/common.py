@@ -105,6 +105,24 @@ def measure_in_subprocess(script: str, arguments: list[str]) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def read_results(path: Path | None) -> list[dict]:
+    """The runs a JSON-lines results file holds (none if there is no file)."""
+    if path is None or not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def measure_and_keep(script: str, arguments: list[str], results_path: Path | None) -> dict:
+    """measure_in_subprocess, echoed to stderr and appended to the results file (if any) as soon as
+    it finishes, so that a long sweep stopped midway keeps what it measured."""
+    result = measure_in_subprocess(script, arguments)
+    print(json.dumps(result), file=sys.stderr, flush=True)
+    if results_path is not None:
+        with results_path.open("a") as file:
+            file.write(json.dumps(result) + "\n")
+    return result
+
+
 def machine_description(arch: str) -> str:
     cpu = platform.processor() or platform.machine()
     try:

@@ -25,7 +25,7 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (COMPARISON_HEADER, LEGO, comparison_columns, machine_description,  # noqa: E402
-                    measure_in_subprocess, model_measurements, train_and_evaluate, write_section)
+                    measure_and_keep, model_measurements, read_results, train_and_evaluate, write_section)
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("ngp", "hollow")
@@ -106,12 +106,6 @@ def plot(results: list[dict], path: Path, title: str) -> None:
     plt.close(figure)
 
 
-def read_results(path: Path | None) -> list[dict]:
-    if path is None or not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 @click.command()
 @click.option("--scene", type=click.Path(exists=True, file_okay=False), default=str(LEGO), show_default=True)
 @click.option("--hash-log2", "log2_tables", type=int, multiple=True, default=(15, 17, 19), show_default=True,
@@ -137,11 +131,7 @@ def main(scene, log2_tables, hollow_log2_tables, steps, arch, test_views, result
             continue
         arguments = [method, "--scene", scene, "--hash-log2", str(log2_table), "--steps", str(steps),
                      "--arch", arch, "--test-views", str(test_views)]
-        results.append(measure_in_subprocess(__file__, arguments))
-        click.echo(json.dumps(results[-1]), err=True)
-        if results_path is not None:
-            with results_path.open("a") as file:
-                file.write(json.dumps(results[-1]) + "\n")
+        results.append(measure_and_keep(__file__, arguments, results_path))
     results = [r for r in results if (r["log2_table"], r["method"]) in runs]
     machine = machine_description(results[0]["arch"])
     sizes = " ".join(f"--hash-log2 {n}" for n in log2_tables) + "".join(f" --hollow-log2 {n}" for n in hollow_log2_tables)

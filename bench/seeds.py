@@ -24,7 +24,8 @@ from pathlib import Path
 import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LEGO, machine_description, measure_in_subprocess, train_and_evaluate, write_section  # noqa: E402
+from common import (LEGO, machine_description, measure_and_keep, read_results, train_and_evaluate,  # noqa: E402
+                    write_section)
 
 NGP, DEFAULT = "ngp", "hollow"
 
@@ -89,12 +90,6 @@ def summary_table(results: list[dict], names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def read_results(path: Path | None) -> list[dict]:
-    if path is None or not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def same_run(a: dict, b: dict) -> bool:
     return all(a[key] == b[key] for key in ("name", "method", "seed", "settings"))
 
@@ -125,11 +120,7 @@ def main(scene, log2_table, steps, seeds, test_views, arch, variant_texts, resul
             continue
         arguments = [json.dumps(run), "--scene", scene, "--hash-log2", str(log2_table), "--steps", str(steps),
                      "--arch", arch, "--test-views", str(test_views)]
-        results.append(measure_in_subprocess(__file__, arguments))
-        click.echo(json.dumps(results[-1]), err=True)
-        if results_path is not None:
-            with results_path.open("a") as file:
-                file.write(json.dumps(results[-1]) + "\n")
+        results.append(measure_and_keep(__file__, arguments, results_path))
     names = [NGP, DEFAULT] + [name for name, _ in variants]
     scene_option = "" if Path(scene).resolve() == LEGO.resolve() else f" --scene {scene}"
     variant_options = "".join(f" --variant {text}" for text in variant_texts)
