@@ -47,7 +47,6 @@ def train_one(run: dict, scene: str, log2_table: int, steps: int, arch: str, tes
     config.field.log2_table = log2_table
     for assignment in run["settings"]:
         config.override(assignment)
-    config.validate()
     _, _, measured = train_and_evaluate(config, test_views)
     return {**run, "log2_table": log2_table, **measured}
 

@@ -3,11 +3,10 @@
 Each cell holds an optical thickness (density * Instant-NGP's smallest step of its cascade,
 THICKNESS_STEP * 2^cascade), decayed by 0.95 and raised to fresh density samples every 16 steps (for
 one cascade; see OccupancyGrid); a cell is occupied while its thickness exceeds min(0.01, mean
-thickness of cascade 0). Warm-up steps
-sample every cell; later updates sample a quarter of all cells at random and a quarter of the
-occupied ones. Cells a mask clears stay empty and their density is never evaluated: those no
-training camera sees (mark_unseen, as Instant-NGP's untrained cells) and those that meet no kept
-saliency cell (restrict_to).
+thickness of cascade 0). Warm-up steps sample every cell; later updates sample a quarter of all
+cells at random and a quarter of the occupied ones. Cells a mask clears stay empty and their density
+is never evaluated: those no training camera sees (mark_unseen, as Instant-NGP's untrained cells)
+and those that meet no kept saliency cell (restrict_to).
 """
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def test_cells_are_occupied_above_instant_ngps_density_whatever_the_march_step(a
         grid = OccupancyGrid(1, 8, steps_per_diagonal=steps)
 
         def density(points: torch.Tensor) -> torch.Tensor:
-            """0.8 and 1.2 times the threshold below x = 1/4, 1000 elsewhere."""
+            """Below x = 1/4: 0.8 times the threshold density where y < 1/2, 1.2 times above; 1000 elsewhere."""
             sparse = torch.where(points[:, 1] < 0.5, 0.8, 1.2) * threshold_density
             return torch.where(points[:, 0] < 0.25, sparse, torch.full_like(sparse, 1e3))
 
