@@ -42,7 +42,6 @@ def kept_cells(logits: torch.Tensor, threshold: float) -> torch.Tensor:
 class AdmmState:
     gamma: float = 0.0
     sparsity: float = float("nan")  # S at the last step
-    met: bool = False  # whether S <= C has held at some step (the constraint; never for l1)
 
 
 class AdmmPruner:
@@ -65,11 +64,9 @@ class AdmmPruner:
             return
         excess = self.state.sparsity - self.config.sparsity
         self.state.gamma = max(0.0, self.state.gamma + self.config.dual_step * excess)
-        self.state.met = self.state.met or excess <= 0.0
 
     def state_dict(self) -> dict:
-        return {"gamma": self.state.gamma, "sparsity": self.state.sparsity, "met": self.state.met}
+        return {"gamma": self.state.gamma, "sparsity": self.state.sparsity}
 
     def load_state_dict(self, state: dict) -> None:
-        self.state = AdmmState(gamma=float(state["gamma"]), sparsity=float(state["sparsity"]),
-                               met=bool(state.get("met", False)))
+        self.state = AdmmState(gamma=float(state["gamma"]), sparsity=float(state["sparsity"]))

@@ -13,7 +13,6 @@ from .files import atomic_write
 METHODS = ("hollow", "ngp")
 GATES = ("detached", "gradient", "off")
 PENALTIES = ("admm", "l1")
-SALIENCY_MEANS = ("samples", "seen")
 
 # The browser viewer's defaults (hollow_taichi.viewer), here beside the command line's other settings.
 VIEWER_HOST, VIEWER_PORT = "127.0.0.1", 8080
@@ -66,9 +65,7 @@ class TrainConfig:
     lr_saliency: float = 5e-2
     saliency_beta1: float = 0.0  # Adam's momentum for the saliency logits; see make_optimizer
     saliency_beta2: float = 0.9  # Adam's second-moment decay for the saliency logits; see make_optimizer
-    saliency_lr_settled: float = 1.0  # the saliency logits' rate times this once the constraint has held
     table_lr_follows_saliency: bool = True  # hollow: table lr / mean saliency; see Trainer._set_learning_rates
-    saliency_for_lr: str = "samples"  # that mean: over the samples trained, or "seen" (weighted by rendering weight)
     # hollow: the density MLP's first layer (which reads v = p f) too; Lego 2^19, 1000 steps, 40 test
     # views, seeds 0 / 1: -0.98 / +0.03 dB against ngp (default -0.61 / -0.65): unsettled, so off.
     input_lr_follows_saliency: bool = False
@@ -118,12 +115,8 @@ class TrainConfig:
             raise RunError(f"--saliency-res must be at least 2, got {self.field.saliency_resolution}")
         if self.field.gate not in GATES:
             raise RunError(f"unknown gate {self.field.gate!r}: choose one of {', '.join(GATES)}")
-        if self.saliency_for_lr not in SALIENCY_MEANS:
-            raise RunError(f"unknown saliency_for_lr {self.saliency_for_lr!r}: choose one of {', '.join(SALIENCY_MEANS)}")
         if self.admm.penalty not in PENALTIES:
             raise RunError(f"unknown sparsity penalty {self.admm.penalty!r}: choose one of {', '.join(PENALTIES)}")
-        if not 0 <= self.saliency_lr_settled <= 1:
-            raise RunError(f"saliency_lr_settled must be between 0 and 1, got {self.saliency_lr_settled}")
         if not 0 < self.admm.sparsity <= 1:
             raise RunError(f"--sparsity must be in (0, 1], got {self.admm.sparsity}")
 

@@ -45,7 +45,6 @@ class RenderResult:
     depth: torch.Tensor  # (R,)
     n_samples: int
     mean_saliency: torch.Tensor | None = None  # () mean p over the field's samples (hollow, samples > 0)
-    seen_saliency: torch.Tensor | None = None  # () mean p weighted by the samples' rendering weights (render_rays)
     saliency: torch.Tensor | None = None  # (R,) sum of weight * p(x) along each ray (infer_rays, hollow, if asked)
 
 
@@ -97,7 +96,6 @@ class Renderer:
             cone_angle=cone_angle, dt_min=occupancy.dt_min, dt_max=occupancy.dt_max, max_samples=max_samples,
         )
         self.compositor = ops.Compositor()
-        self.saliency_compositor = ops.Compositor()  # its own buffers: the colour's backward still needs the first's
 
     def render_rays(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor,
                     jitter: torch.Tensor | None = None) -> RenderResult:
@@ -111,20 +109,8 @@ class Renderer:
         samples = visible.samples
         sigma, rgb, saliency = self.field(samples.positions, directions[samples.ray_indices.long()], visible.encoding)
         color, opacity, depth = self.compositor(sigma, rgb, samples, background)
-        result = RenderResult(color, opacity, depth, samples.n_samples)
-        if saliency is not None and saliency.numel():
-            result.mean_saliency = saliency.mean()
-            seen, seen_opacity = self._composite_saliency(sigma.detach(), saliency, samples)
-            result.seen_saliency = seen.sum() / seen_opacity.sum().clamp(min=1e-12)
-        return result
-
-    def _composite_saliency(self, sigma: torch.Tensor, saliency: torch.Tensor,
-                            samples: ops.PackedSamples) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sum of weight * p (R,) along each ray, composited as a colour over black, and the ray's
-        opacity (R,): the saliency of what each ray sees, times how much it sees."""
-        black = torch.zeros((samples.n_rays, 3), device=sigma.device)
-        color, opacity, _ = self.saliency_compositor(sigma, saliency[:, None].expand(-1, 3), samples, black)
-        return color[:, 0], opacity
+        mean_saliency = saliency.mean() if saliency is not None and saliency.numel() else None
+        return RenderResult(color, opacity, depth, samples.n_samples, mean_saliency)
 
     @torch.no_grad()
     def infer_rays(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor,
@@ -141,7 +127,8 @@ class Renderer:
         result = RenderResult(color, opacity, depth, samples.n_samples)
         if saliency and self.field.hollow:
             p = self.field.saliency_at(self.field.to_unit(samples.positions))
-            result.saliency = self._composite_saliency(visible.sigma, p, samples)[0]
+            result.saliency = self.compositor(visible.sigma, p[:, None].expand(-1, 3), samples,
+                                              torch.zeros_like(background))[0][:, 0]
         return result
 
     @torch.no_grad()

@@ -244,8 +244,6 @@ class Trainer:
             group["lr"] = group["initial_lr"] * self.lr_decay
             if group["name"] == INPUT_LAYER_GROUP:
                 group["lr"] *= self.table_lr_scale
-            if group["name"] == "saliency" and self.admm.state.met:
-                group["lr"] *= self.config.saliency_lr_settled
         self.table_optimizer.lr = self.config.lr * self.lr_decay * self.table_lr_scale
 
     def admm_active(self) -> bool:
@@ -280,7 +278,7 @@ class Trainer:
         origins, directions, background, target = self.sample_batch(self.rays_per_step)
         jitter = torch.rand(origins.shape[0], generator=self.generator).to(self.device)
         result = self.renderer.render_rays(origins, directions, background, jitter)
-        self._set_learning_rates(result.seen_saliency if self.config.saliency_for_lr == "seen" else result.mean_saliency)
+        self._set_learning_rates(result.mean_saliency)
         mse = torch.mean((result.color - target) ** 2)
         loss = mse
         if self.admm_active():

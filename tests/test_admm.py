@@ -35,20 +35,3 @@ def test_kept_cells_bound_the_saliency_inside():
     kept = kept_cells(logits, threshold=0.01)
     assert kept.shape == (2, 2, 2)
     assert kept[0, 0, 0] and kept.sum() == 1  # only the cell with that corner can reach 0.01
-
-
-def test_the_pruner_remembers_that_its_constraint_has_held():
-    """`met` turns on at the first dual update with S <= C, stays on when S rises again, survives a
-    checkpoint, and never turns on for the L1 penalty (no constraint)."""
-    pruner = AdmmPruner(AdmmConfig(sparsity=0.1))
-    for value, met in [(0.5, False), (0.2, False), (0.05, True), (0.3, True)]:
-        pruner.penalty(torch.full((4, 4, 4), value))
-        pruner.dual_update()
-        assert pruner.state.met is met
-    restored = AdmmPruner(AdmmConfig(sparsity=0.1))
-    restored.load_state_dict(pruner.state_dict())
-    assert restored.state == pruner.state
-    l1 = AdmmPruner(AdmmConfig(penalty="l1", sparsity=0.1))
-    l1.penalty(torch.full((4, 4, 4), 0.01))
-    l1.dual_update()
-    assert not l1.state.met

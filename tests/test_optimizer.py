@@ -12,10 +12,9 @@ from hollow_taichi.trainer import MIN_SALIENCY_FOR_LR, Trainer
 from scenes_util import tiny_scene
 
 
-def tiny_trainer(tmp_path, method: str = "hollow", follows: bool = True, input_follows: bool = False,
-                 **settings) -> Trainer:
+def tiny_trainer(tmp_path, method: str = "hollow", follows: bool = True, input_follows: bool = False) -> Trainer:
     config = TrainConfig(scene=str(tiny_scene(tmp_path / "scene")), method=method, arch="cpu", steps=10,
-                         table_lr_follows_saliency=follows, input_lr_follows_saliency=input_follows, **settings)
+                         table_lr_follows_saliency=follows, input_lr_follows_saliency=input_follows)
     config.field.log2_table, config.field.saliency_resolution = 12, 8
     return Trainer(load_scene(config.scene), config, tmp_path / "run", progress=False)
 
@@ -60,62 +59,6 @@ def test_a_training_step_reports_the_mean_saliency_it_trained_through(tmp_path, 
         trainer.field.saliency_logits.fill_(0.0)  # p = 0.5 everywhere
     trainer.train_step()
     assert trainer.table_lr_scale == pytest.approx(2.0, rel=1e-4)
-
-
-def test_saliency_learning_rate_settles_once_the_constraint_has_held(tmp_path, cpu):
-    trainer = tiny_trainer(tmp_path, saliency_lr_settled=0.1)
-    trainer._set_learning_rates(torch.tensor(0.5))
-    before = learning_rates(trainer)
-    trainer.admm.state.met = True
-    trainer._set_learning_rates(torch.tensor(0.5))
-    after = learning_rates(trainer)
-    assert after["saliency"] == pytest.approx(0.1 * before["saliency"])
-    assert after["mlp"] == before["mlp"] and after["table"] == before["table"]
-
-
-def saliency_ramp(trainer: Trainer) -> None:
-    """Logits from -3 to 3 along x: p differs between what the rays see and what they pass through."""
-    resolution = trainer.field.saliency_logits.shape[0]
-    with torch.no_grad():
-        trainer.field.saliency_logits.copy_(torch.linspace(-3.0, 3.0, resolution)[:, None, None].expand(
-            resolution, resolution, resolution))
-
-
-def rendering_weights(sigma: torch.Tensor, samples: ops.PackedSamples) -> torch.Tensor:
-    """(M,) each sample's weight in its ray's colour, T * (1 - exp(-sigma dt)), in float64."""
-    optical_depth = sigma.double() * (samples.t_ends - samples.t_starts).double()
-    weights = torch.empty_like(optical_depth)
-    for start, count in zip(samples.offsets.tolist(), samples.counts.tolist()):
-        x = optical_depth[start:start + count]
-        weights[start:start + count] = torch.exp(-(torch.cumsum(x, 0) - x)) * -torch.expm1(-x)
-    return weights
-
-
-def test_seen_saliency_is_the_mean_p_weighted_by_rendering_weight(tmp_path, cpu):
-    trainer = tiny_trainer(tmp_path)
-    saliency_ramp(trainer)
-    origins, directions, background, _ = trainer.sample_batch(64)
-    result = trainer.renderer.render_rays(origins, directions, background)
-    visible = trainer.renderer.visible_samples(origins, directions, keep_encoding=True)
-    with torch.no_grad():
-        sigma, _, p = trainer.field(visible.samples.positions, directions[visible.samples.ray_indices.long()],
-                                    visible.encoding)
-    weights = rendering_weights(sigma, visible.samples)
-    seen = float((weights * p.double()).sum() / weights.sum())
-    assert abs(seen - p.mean().item()) > 0.01  # the weighting matters on this ramp
-    assert result.seen_saliency.item() == pytest.approx(seen, rel=1e-3)
-    assert result.mean_saliency.item() == pytest.approx(p.mean().item(), rel=1e-5)
-
-
-def test_table_learning_rate_can_follow_the_seen_saliency(tmp_path, cpu, monkeypatch):
-    trainer = tiny_trainer(tmp_path, saliency_for_lr="seen")
-    saliency_ramp(trainer)
-    results = []
-    render_rays = trainer.renderer.render_rays
-    monkeypatch.setattr(trainer.renderer, "render_rays", lambda *args: results.append(render_rays(*args)) or results[-1])
-    trainer.train_step()
-    assert trainer.table_lr_scale == pytest.approx(1.0 / results[0].seen_saliency.item(), rel=1e-5)
-    assert results[0].seen_saliency.item() != pytest.approx(results[0].mean_saliency.item(), rel=1e-2)
 
 
 def test_l1_penalty_is_its_weight_times_the_mean_saliency_and_has_no_dual():
