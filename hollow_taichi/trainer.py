@@ -32,6 +32,7 @@ MIN_SALIENCY_FOR_LR = 0.1  # the table's learning rate grows at most 10x as the 
 TABLE_AND_MLP_BETAS = (0.9, 0.99)  # Adam's, as Instant-NGP's
 ADAM_EPS = 1e-15
 INPUT_LAYER_GROUP = "mlp_input"  # the density MLP's first layer, when its rate follows the saliency
+HARDENED_LOGIT_RISE = 8.0  # what hardening adds to a kept logit: p >= 0.01 becomes >= 0.97
 
 
 @dataclass
@@ -190,6 +191,7 @@ class Trainer:
         self.step = 0
         self.lr_decay = 1.0  # the schedule's factor on every learning rate
         self.table_lr_scale = 1.0  # and the table's extra factor; see _set_learning_rates
+        self.hardened = 0.0  # how far the kept saliency has been raised to 1, in [0, 1]; see _harden_saliency
         self.elapsed = 0.0
         self.samples_trained = 0  # samples that went through the field's forward and backward
         self.checkpoint_step: int | None = None
@@ -244,10 +246,38 @@ class Trainer:
             group["lr"] = group["initial_lr"] * self.lr_decay
             if group["name"] == INPUT_LAYER_GROUP:
                 group["lr"] *= self.table_lr_scale
+            if group["name"] == "saliency" and self.hardening():
+                group["lr"] = 0.0
         self.table_optimizer.lr = self.config.lr * self.lr_decay * self.table_lr_scale
 
-    def admm_active(self) -> bool:
+    def pruning(self) -> bool:
+        """Whether the pruner has started: from then on pruned cells are never sampled."""
         return self.admm is not None and self.budget_fraction() >= self.config.admm.warmup_fraction
+
+    def hardening(self) -> bool:
+        start = self.config.admm.harden_start
+        return self.admm is not None and start is not None and self.budget_fraction() >= start
+
+    def admm_active(self) -> bool:
+        """Whether the sparsity penalty and its dual step run: after the warm-up, until hardening."""
+        return self.pruning() and not self.hardening()
+
+    def _harden_saliency(self) -> None:
+        """Once hardening starts, raise the kept logits (p >= the prune threshold) towards
+        HARDENED_LOGIT_RISE more, evenly over harden_length of the budget; the logits no longer train
+        and the pruned ones stay where they are, so the kept set does not change. Kept space then
+        reads v ~ f, as Instant-NGP's, and the table's rate factor returns to ~1."""
+        if not self.hardening():
+            return
+        start, length = self.config.admm.harden_start, self.config.admm.harden_length
+        target = min(1.0, (self.budget_fraction() - start) / length)
+        if target <= self.hardened:
+            return
+        with torch.no_grad():
+            logits = self.field.saliency_logits
+            kept = torch.sigmoid(logits) >= self.config.admm.prune_threshold
+            logits[kept] += HARDENED_LOGIT_RISE * (target - self.hardened)
+        self.hardened = target
 
     # --- one step ------------------------------------------------------------------------------
 
@@ -275,6 +305,7 @@ class Trainer:
 
     def train_step(self) -> StepStats:
         self._apply_schedule()
+        self._harden_saliency()
         origins, directions, background, target = self.sample_batch(self.rays_per_step)
         jitter = torch.rand(origins.shape[0], generator=self.generator).to(self.device)
         result = self.renderer.render_rays(origins, directions, background, jitter)
@@ -300,7 +331,7 @@ class Trainer:
     def _update_occupancy(self) -> None:
         """Refresh the occupancy grid; once the pruner runs, pruned saliency cells are marked empty
         too, so the marcher never samples them (pruned = skipped)."""
-        if self.admm_active():
+        if self.pruning():
             self.occupancy.restrict_to(kept_cells(self.field.saliency_logits, self.config.admm.prune_threshold))
         self.occupancy.update(self.field.density, self.step <= self.config.occupancy_warmup, self.generator)
 
@@ -395,6 +426,7 @@ class Trainer:
             "table_optimizer": self.table_optimizer.state_dict(),
             "occupancy": self.occupancy.state_dict(),
             "admm": None if self.admm is None else self.admm.state_dict(),
+            "hardened": self.hardened,
             "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state()},
         }
 
@@ -409,6 +441,7 @@ class Trainer:
         self.occupancy.load_state_dict(state["occupancy"])
         if self.admm is not None:
             self.admm.load_state_dict(state["admm"])
+        self.hardened = state.get("hardened", 0.0)
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["generator"])
         self.checkpoint_step = self.step

@@ -34,3 +34,15 @@ def test_override_sets_the_named_setting_with_its_type(assignment, read, expecte
 def test_override_refuses_unknown_settings_and_bad_values(assignment, message):
     with pytest.raises(RunError, match=message):
         TrainConfig(steps=1).override(assignment)
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("admm.harden_start=0.05", r"admm.harden_start must be in \[admm.warmup_fraction, 1\), got 0.05"),
+    ("admm.harden_start=1", r"admm.harden_start must be in \[admm.warmup_fraction, 1\), got 1.0"),
+    ("admm.harden_length=0", "admm.harden_length must be positive, got 0.0"),
+])
+def test_validate_refuses_a_hardening_outside_the_budget(assignment, message):
+    config = TrainConfig(steps=1)
+    config.override(assignment)
+    with pytest.raises(RunError, match=message):
+        config.validate()

@@ -7,7 +7,7 @@ from hollow_taichi import ops
 from hollow_taichi.admm import AdmmPruner
 from hollow_taichi.config import AdmmConfig, TrainConfig
 from hollow_taichi.scenes import load_scene
-from hollow_taichi.trainer import MIN_SALIENCY_FOR_LR, Trainer
+from hollow_taichi.trainer import HARDENED_LOGIT_RISE, MIN_SALIENCY_FOR_LR, Trainer
 
 from scenes_util import tiny_scene
 
@@ -85,6 +85,29 @@ def test_saliency_logits_stop_when_the_penalty_stops_pushing(tmp_path, cpu):
     logits.grad = torch.zeros_like(logits)  # the constraint is met: nothing pushes
     trainer.optimizer.step()
     assert torch.equal(logits.detach(), before)
+
+
+def test_hardening_raises_the_kept_saliency_and_stops_the_pruner(tmp_path, cpu):
+    """admm.harden_start 0.2 and harden_length 0.3 of 10 steps: from step 2 the logits no longer train
+    and the penalty stops; over steps 2-5 the kept logits (p >= the prune threshold) rise by
+    HARDENED_LOGIT_RISE in all, the pruned ones stay, so the kept set is what it was."""
+    trainer = tiny_trainer(tmp_path)
+    trainer.config.admm.harden_start, trainer.config.admm.harden_length = 0.2, 0.3
+    logits = trainer.field.saliency_logits
+    with torch.no_grad():
+        logits[: logits.shape[0] // 2] = -6.0  # p = 0.0025: below the prune threshold 0.01
+    for _ in range(2):
+        trainer.train_step()
+    assert trainer.admm_active() is False and trainer.hardening()
+    before = logits.detach().clone()
+    kept = torch.sigmoid(before) >= trainer.config.admm.prune_threshold
+    assert 0 < int(kept.sum()) < kept.numel()
+    for _ in range(4):
+        trainer.train_step()
+    assert trainer.hardened == 1.0
+    assert torch.allclose(logits.detach()[kept], before[kept] + HARDENED_LOGIT_RISE)
+    assert torch.equal(logits.detach()[~kept], before[~kept])
+    assert learning_rates(trainer)["saliency"] == 0.0
 
 
 def test_table_adam_matches_torch_adam_and_resets_the_gradient(arch):
