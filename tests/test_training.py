@@ -16,9 +16,10 @@ from hollow_taichi.scenes import builtin_scene_path
 
 DOWNSCALE = 4  # the built-in scene's 100x100 frames become 25x25
 TRAIN_STEPS = 300
-# Measured at these settings (bench/hollow_ablation.py, same run): hollow 21.93 dB, ngp 21.97 (a second
-# ngp run gave 21.73: Taichi's float atomics make runs differ by ~0.25 dB); hollow before issue 10
-# 20.82; a model whose training stalled (a gate gradient pinned the features) measured 11.2 dB.
+# Measured at these settings with one thread (BENCHMARKS.md, issue 10's seventh sitting): hollow 20.16 /
+# 21.39 dB at seeds 0 / 1, ngp 21.33 / 21.51 (an earlier build: hollow 21.93, ngp 21.97 and 21.73; with
+# two threads Taichi's float atomics make runs differ by ~0.25 dB); a model whose training stalled (a
+# gate gradient pinned the features) measured 11.2 dB.
 MIN_TEST_PSNR = 18.0
 # Measured at the end of these 300 steps: S = 0.045 (C = 0.04) and 48.6% of the saliency cells kept. The
 # small dual step (1e-5, see hollow_taichi.admm) leaves the quadratic penalty ~10% of C above C this
