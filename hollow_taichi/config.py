@@ -52,6 +52,8 @@ class AdmmConfig:
     # Lego 2^19, 1000 steps, 40 test views, one thread, harden_start 0.5, against ngp at seeds 0 / 1:
     # -0.26 / -0.20 dB (the default -0.05 / -0.52); the training batches' PSNR over steps 701-1000
     # came level with ngp's (30.32 against 30.30; the default 30.06), the test views' did not: off.
+    # The kept set is the prune threshold's: at 0.3, 97.8% of the logits were still above it and
+    # nothing was pruned (-0.25 / +0.18 dB, an unpruned model); start once the pruning is done.
     harden_start: float | None = None
     harden_length: float = 0.1
 

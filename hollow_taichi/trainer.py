@@ -255,6 +255,7 @@ class Trainer:
         return self.admm is not None and self.budget_fraction() >= self.config.admm.warmup_fraction
 
     def hardening(self) -> bool:
+        """Whether admm.harden_start is reached: the logits no longer train (see _harden_saliency)."""
         start = self.config.admm.harden_start
         return self.admm is not None and start is not None and self.budget_fraction() >= start
 
