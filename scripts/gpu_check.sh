@@ -22,7 +22,7 @@
 # With device time left after the check, issue 10's open question needs seeds, not one run a side
 # (~1 minute a 1000-step Lego run there). Install as the install stage does, then, say:
 #   python bench/seeds.py --scene .scenes/lego --test-views 10 --arch cuda --seeds 5 \
-#       --variant harden:admm.harden_start=0.5 --variant harden3:admm.harden_start=0.3 \
+#       --variant harden:admm.harden_start=0.5 --variant harden7:admm.harden_start=0.7 \
 #       --variant input:input_lr_follows_saliency=true --results bench/results/seeds_cuda.jsonl; \
 #   cp bench/results/seeds_cuda.jsonl $OUT/
 # and bring the file back into the checkout: the next call skips the runs already in it.
