@@ -208,8 +208,14 @@ class HashEncoder:
             saliency_grid.scale_features.grad(saliency, features, scaled, n)
             saliency_grid.saliency.grad(position_field, logit_field, saliency, n)
             grad_logits = self._logits.read_grad()
-        hash_grid.hash_encode.grad(position_field, table.field, self._resolutions, features, n)
+        _hash_encode_for_backward().grad(position_field, table.field, self._resolutions, features, n)
         return (buffer.read_grad(n) if with_grad else None), grad_logits
+
+
+def _hash_encode_for_backward():
+    """The encoding kernel whose autodiff is the backward: on the CPU its one-thread twin (faster
+    there: see kernels.hash_grid.hash_encode_one_thread)."""
+    return hash_grid.hash_encode_one_thread if backend.active() == "cpu" else hash_grid.hash_encode
 
 
 class _HashEncode(torch.autograd.Function):
