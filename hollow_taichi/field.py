@@ -66,13 +66,15 @@ class HollowField(nn.Module):
             # Measured on the built-in scene, 300 steps: logit 0 gave 19.8 dB, 2 gave 21.0, 3 gave 20.7.
             shape = (config.saliency_resolution,) * 3
             self.saliency_logits = nn.Parameter(torch.full(shape, config.saliency_init, device=self.aabb.device))
+        # ReLUs in place: a rendered Lego view (~1.4M samples) spent ~0.3 s of ~4 s (one thread)
+        # writing new ReLU outputs; in place it rendered 0.4-0.6 s faster in three alternating pairs.
         self.density_mlp = nn.Sequential(
-            nn.Linear(self.encoder.output_dim, config.hidden), nn.ReLU(),
+            nn.Linear(self.encoder.output_dim, config.hidden), nn.ReLU(inplace=True),
             nn.Linear(config.hidden, 1 + config.geo_features),
         )
         self.color_mlp = nn.Sequential(
-            nn.Linear(1 + config.geo_features + 16, config.hidden), nn.ReLU(),
-            nn.Linear(config.hidden, config.hidden), nn.ReLU(),
+            nn.Linear(1 + config.geo_features + 16, config.hidden), nn.ReLU(inplace=True),
+            nn.Linear(config.hidden, config.hidden), nn.ReLU(inplace=True),
             nn.Linear(config.hidden, 3),
         )
         self.gate_alpha = config.gate_alpha_early

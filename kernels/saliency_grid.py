@@ -18,7 +18,7 @@ points/s, 2^16 ray-coherent points, 2^19 table, 2 cores; measured in issue 11).
 """
 import taichi as ti
 
-from .hash_grid import cell_of, corner_weight
+from .hash_grid import cell_of, corner_weight, level_features
 
 
 @ti.func
@@ -32,11 +32,24 @@ def trilerp_logit(logits: ti.template(), position):
     return value
 
 
+@ti.func
+def point_saliency(positions: ti.template(), logits: ti.template(), i: ti.i32):
+    position = ti.Vector([positions[i, 0], positions[i, 1], positions[i, 2]])
+    return 1.0 / (1.0 + ti.exp(-trilerp_logit(logits, position)))
+
+
 @ti.kernel
 def saliency(positions: ti.template(), logits: ti.template(), saliency: ti.template(), n: ti.i32):
     for i in range(n):
-        position = ti.Vector([positions[i, 0], positions[i, 1], positions[i, 2]])
-        saliency[i] = 1.0 / (1.0 + ti.exp(-trilerp_logit(logits, position)))
+        saliency[i] = point_saliency(positions, logits, i)
+
+
+@ti.kernel
+def saliency_no_grad(positions: ti.types.ndarray(ndim=2), logits: ti.types.ndarray(ndim=3),
+                     saliency: ti.types.ndarray(ndim=1), n: ti.i32):
+    """saliency on torch tensors, for passes without gradient."""
+    for i in range(n):
+        saliency[i] = point_saliency(positions, logits, i)
 
 
 @ti.kernel
@@ -46,3 +59,26 @@ def scale_features(saliency: ti.template(), features: ti.template(), scaled: ti.
         p = saliency[i]
         for j in ti.static(range(width)):
             scaled[i, j] = p * features[i, j]
+
+
+@ti.kernel
+def scaled_hash_encode_no_grad(
+    positions: ti.types.ndarray(ndim=2),
+    table: ti.template(),
+    resolutions: ti.template(),
+    logits: ti.types.ndarray(ndim=3),
+    saliency: ti.types.ndarray(ndim=1),
+    unscaled: ti.types.ndarray(ndim=2),
+    scaled: ti.types.ndarray(ndim=2),
+    n: ti.i32,
+):
+    """p, f and v = p * f of n points in one kernel on torch tensors, for passes without gradient
+    (the differentiable path runs hash_grid.hash_encode, saliency and scale_features on fields)."""
+    width = ti.static(table.shape[2])
+    for i in range(n):
+        saliency[i] = point_saliency(positions, logits, i)
+    for level, i in ti.ndrange(table.shape[0], n):
+        value = level_features(positions, table, resolutions, level, i)
+        for f in ti.static(range(width)):
+            unscaled[i, level * width + f] = value[f]
+            scaled[i, level * width + f] = saliency[i] * value[f]

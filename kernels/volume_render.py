@@ -76,3 +76,32 @@ def transmittance(sigma: ti.types.ndarray(ndim=1), dt: ti.types.ndarray(ndim=1),
             out[s] = ti.exp(-running)
             running += sigma[s] * dt[s]
         depth[r] = running
+
+
+@ti.kernel
+def composite_no_grad(sigma: ti.types.ndarray(ndim=1), rgb: ti.types.ndarray(ndim=2),
+                      t_starts: ti.types.ndarray(ndim=1), t_ends: ti.types.ndarray(ndim=1),
+                      offsets: ti.types.ndarray(ndim=1), counts: ti.types.ndarray(ndim=1),
+                      background: ti.types.ndarray(ndim=2), color: ti.types.ndarray(ndim=2),
+                      opacity: ti.types.ndarray(ndim=1), depth: ti.types.ndarray(ndim=1), n_rays: ti.i32,
+                      min_transmittance: ti.f32):
+    """optical_depth, accumulate and add_background in one pass ray by ray, on torch tensors, for
+    rendering without gradient (no per-ray atomics, no copies through fields); a ray stops at its
+    first sample below min_transmittance, past which accumulate adds nothing."""
+    for r in range(n_rays):
+        running, ray_opacity, ray_depth = 0.0, 0.0, 0.0
+        ray_color = ti.Vector([0.0, 0.0, 0.0])
+        for s in range(offsets[r], offsets[r] + counts[r]):
+            transmittance = ti.exp(-running)
+            if transmittance < min_transmittance:
+                break
+            dt = t_ends[s] - t_starts[s]
+            weight = transmittance * (1.0 - ti.exp(-sigma[s] * dt))
+            ray_opacity += weight
+            ray_depth += weight * (t_starts[s] + t_ends[s]) * 0.5
+            ray_color += weight * ti.Vector([rgb[s, 0], rgb[s, 1], rgb[s, 2]])
+            running += sigma[s] * dt
+        for c in ti.static(range(3)):
+            color[r, c] = ray_color[c] + (1.0 - ray_opacity) * background[r, c]
+        opacity[r] = ray_opacity
+        depth[r] = ray_depth

@@ -89,6 +89,21 @@ def test_hash_encode_forward_and_gradients(arch, log2_table):
     torch.testing.assert_close(positions.grad.double(), positions64.grad, atol=5e-3, rtol=1e-3)
 
 
+@pytest.mark.parametrize("log2_table", [6, 12])
+def test_encoding_without_gradient_matches_the_reference(arch, log2_table):
+    """Under torch.no_grad the encoder runs its own kernel on torch tensors (no fields)."""
+    generator = torch.Generator().manual_seed(4)
+    encoder = ops.HashEncoder(levels=4, features_per_level=2, log2_table=log2_table,
+                              base_resolution=3, finest_resolution=40)
+    values = torch.rand(encoder.table_shape, generator=generator) * 2 - 1
+    positions = sample_positions(200, encoder.resolutions, generator)
+    with torch.no_grad():
+        encoding = encoder(positions, table_of(encoder, values))
+    expected = reference_encode(positions.double(), values.double(), encoder.resolutions)
+    assert encoding.saliency is None and encoding.unscaled is None
+    torch.testing.assert_close(encoding.features.cpu().double(), expected, atol=2e-5, rtol=1e-4)
+
+
 def test_hash_encode_without_position_gradient(arch):
     encoder = ops.HashEncoder(levels=2, features_per_level=2, log2_table=8, base_resolution=4,
                               finest_resolution=16)

@@ -5,9 +5,11 @@ import math
 
 import numpy as np
 import pytest
+import taichi as ti
 import torch
 
 from hollow_taichi import ops
+from hollow_taichi.kernels.ray_march import binary_exponent, power_of_two
 
 GRID = 16
 
@@ -142,3 +144,23 @@ def test_marching_terminates_on_cell_faces_and_axis_aligned_rays(arch):
     samples = march(origins, directions, bitfield_from(occupied), config, jitter=torch.full((4,), 0.5))
     assert (samples.counts == 7).all()  # midpoints at x = 7/32, 6/32, ..., 1/32 (0.25 is in an empty cell)
     assert (samples.positions[:, 0] < 0.25).all()
+
+
+def test_binary_exponent_and_power_of_two_match_frexp_and_ldexp(arch):
+    """The cascade arithmetic reads float exponent bits; it must agree with math.frexp / ldexp,
+    at exact powers of two too (where a logarithm's rounding can land either side)."""
+    values = [1e-30, 0.0, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 1023.9, 1024.0, 3e5]
+    exponents = list(range(-20, 21))
+
+    @ti.kernel
+    def evaluate(x: ti.types.ndarray(), e: ti.types.ndarray(), k: ti.types.ndarray(), p: ti.types.ndarray()):
+        for i in range(x.shape[0]):
+            e[i] = binary_exponent(x[i])
+        for i in range(k.shape[0]):
+            p[i] = power_of_two(k[i])
+
+    x, e = torch.tensor(values), torch.zeros(len(values), dtype=torch.int32)
+    k, p = torch.tensor(exponents, dtype=torch.int32), torch.zeros(len(exponents))
+    evaluate(x, e, k, p)
+    assert e.tolist() == [math.frexp(max(value, 1e-30))[1] for value in values]
+    assert p.tolist() == [math.ldexp(1.0, exponent) for exponent in exponents]

@@ -65,3 +65,22 @@ def test_saliency_scaled_encoding_forward_and_gradients(arch):
     torch.testing.assert_close(table_grad.double(), table64.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(logits.grad.double(), logits64.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(positions.grad.double(), positions64.grad, atol=5e-3, rtol=1e-3)
+
+
+def test_saliency_scaled_encoding_without_gradient_matches_the_reference(arch):
+    """Under torch.no_grad one kernel gives v, p and f on torch tensors; encoder.saliency gives p."""
+    generator = torch.Generator().manual_seed(2)
+    encoder = ops.HashEncoder(levels=3, features_per_level=2, log2_table=8, base_resolution=3,
+                              finest_resolution=20)
+    values = torch.rand(encoder.table_shape, generator=generator) * 2 - 1
+    positions = torch.cat([torch.rand(300, 3, generator=generator), torch.tensor([[-0.5, 0.5, 1.5], [1.0, 1.0, 1.0]])])
+    logits = torch.randn(5, 5, 5, generator=generator) * 2
+    with torch.no_grad():
+        encoding = encoder(positions, table_of(encoder, values), logits)
+    features64 = reference_encode(positions.double(), values.double(), encoder.resolutions)
+    expected, expected_saliency = reference_scale(positions.double(), features64, logits.double())
+    torch.testing.assert_close(encoding.features.cpu().double(), expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(encoding.unscaled.cpu().double(), features64, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(encoding.saliency.cpu().double(), expected_saliency, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(encoder.saliency(positions, logits).cpu().double(), expected_saliency,
+                               atol=1e-6, rtol=1e-5)

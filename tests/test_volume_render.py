@@ -89,6 +89,21 @@ def test_early_termination_stops_contributions(arch):
     assert grads[1][1:].abs().max() == 0  # samples behind the opaque one get no gradient
 
 
+def test_composite_without_gradient_matches_the_reference(arch):
+    """Under torch.no_grad the compositor runs one kernel ray by ray on torch tensors; rays past
+    the transmittance threshold (0.05 here) stop there."""
+    generator = torch.Generator().manual_seed(6)
+    samples = packed([5, 0, 1, 40, 200, 17], generator)
+    sigma = torch.rand(samples.n_samples, generator=generator) * 30
+    rgb = torch.rand(samples.n_samples, 3, generator=generator)
+    background = torch.rand(samples.n_rays, 3, generator=generator)
+    expected = reference_composite(sigma.double(), rgb.double(), samples, background.double(), 0.05)
+    with torch.no_grad():
+        outputs = ops.Compositor(0.05)(sigma, rgb, samples, background)
+    for got, want in zip(outputs, expected):
+        torch.testing.assert_close(got.cpu().double(), want, atol=2e-5, rtol=1e-4)
+
+
 def test_empty_batch(arch):
     samples = packed([0, 0], torch.Generator().manual_seed(0))
     background = torch.tensor([[1.0, 0.5, 0.0], [0.2, 0.2, 0.2]])
