@@ -5,7 +5,9 @@ the forward kernel (kernel.grad). Each op object owns the Taichi fields its kern
 reloads its inputs into them, so interleaved calls (say, an occupancy update between a forward and
 its backward) cannot corrupt a gradient. The one exception is the hash table (HashTable): it stays
 in its Taichi field for the whole run, its gradient accumulates there, and TableAdam updates it
-there. All tensors live on backend.device().
+there. Called under torch.no_grad (rendering, the visibility and occupancy passes), the encoder and
+the compositor run kernels on the torch tensors themselves instead, with no copies through fields.
+All tensors live on backend.device().
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Alpha compositing over packed samples (nerfacc-style), in three kernels.
+"""Alpha compositing over packed samples (nerfacc-style), in three differentiable kernels, and the
+same forward in one kernel that walks each ray (composite_no_grad, for rendering).
 
 A ray's samples are contiguous and sorted by t: ray r owns samples offsets[r] .. offsets[r]+counts[r]-1,
 and ray_index[s] names the ray of sample s. With x_s = sigma_s * dt_s:

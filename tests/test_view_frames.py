@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from hollow_taichi import ops, view_frames, viewer
+from hollow_taichi import renderer as renderer_module
 from hollow_taichi.occupancy import OccupancyGrid
 from hollow_taichi.scenes import Cameras
 from hollow_taichi.scenes.cameras import look_at
@@ -63,7 +64,8 @@ def test_an_ngp_model_has_no_saliency_mode(cpu):
     assert view_frames.kept_cell_cloud(renderer.field, THRESHOLD) is None
 
 
-def test_a_cancelled_render_stops(cpu):
+def test_a_cancelled_render_stops(cpu, monkeypatch):
+    monkeypatch.setattr(renderer_module, "_INFERENCE_RAYS", 4096)
     _, _, renderer = random_model(tiny_config("hollow"))
     chunks = []
 
