@@ -11,7 +11,8 @@ import click
 
 from hollow_taichi import __version__
 from hollow_taichi.backend import ARCH_CHOICES, device_error
-from hollow_taichi.config import METHODS, VIEWER_HOST, VIEWER_MAX_SIDE, VIEWER_MAX_SIDE_RANGE, VIEWER_PORT, TrainConfig
+from hollow_taichi.config import (METHODS, VIEWER_HOST, VIEWER_MAX_SIDE, VIEWER_MAX_SIDE_RANGE, VIEWER_PORT, AdmmConfig,
+                                  FieldConfig, TrainConfig)
 from hollow_taichi.errors import HollowError, Interrupted, RunError
 
 DEFAULT_STEPS = 2000
@@ -61,10 +62,12 @@ def main():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--method", type=click.Choice(METHODS), default="hollow", show_default=True,
               help="hollow: saliency grid, gate and ADMM; ngp: plain Instant-NGP at equal settings.")
-@click.option("--hash-log2", type=int, default=19, show_default=True, help="log2 of the hash table size per level.")
-@click.option("--saliency-res", type=int, default=64, show_default=True)
-@click.option("--sparsity", type=float, default=0.04, show_default=True, help="ADMM bound C on mean saliency.")
-@click.option("--batch-samples", type=click.IntRange(min=1024), default=1 << 16, show_default=True)
+@click.option("--hash-log2", type=int, default=FieldConfig.log2_table, show_default=True,
+              help="log2 of the hash table size per level.")
+@click.option("--saliency-res", type=int, default=FieldConfig.saliency_resolution, show_default=True)
+@click.option("--sparsity", type=float, default=AdmmConfig.sparsity, show_default=True,
+              help="ADMM bound C on mean saliency.")
+@click.option("--batch-samples", type=click.IntRange(min=1024), default=TrainConfig.batch_samples, show_default=True)
 @click.option("--march-steps", type=click.IntRange(min=16),
               help="Finest ray-march steps per diagonal of the scene box (default: about one per pixel "
                    "footprint of the training images, at most 1024).")
