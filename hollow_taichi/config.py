@@ -74,7 +74,10 @@ class TrainConfig:
     minutes: float | None = None
     downscale: int = 1
     skip_missing: bool = False  # leave out frames whose image files are missing, instead of refusing the scene
-    batch_samples: int = 1 << 16  # samples per step; rays per step adapt to reach it
+    # Samples per step; rays per step adapt to reach it. Lego, 10 minutes on 2 cores, alone, 40 test
+    # views, seeds 0 / 1: 2^16 995 / 1011 steps, 28.98 / 29.14 dB; 2^15 1611 / 1533, 29.32 / 28.78;
+    # 2^14 (seed 0) 2181, 28.54. A step's fixed cost (~0.14 s) eats the extra steps of smaller batches.
+    batch_samples: int = 1 << 16
     max_rays: int = 1 << 14
     lr: float = 1e-2
     # Lego 2^19, 1000 steps, 40 test views, one thread, against ngp at seeds 0 / 1 / 2: 1e-1 gave
