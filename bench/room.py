@@ -47,16 +47,20 @@ def room_path() -> str:
     return str(builtin_scene_path("room"))
 
 
-def measure(scene: str, arch: str, minutes: float | None, steps: int | None, batch_samples: int, hash_log2: int,
-            settings: dict, rerender: bool) -> dict:
+def measure(scene: str, arch: str, minutes: float | None, steps: int | None, batch_samples: int | None,
+            hash_log2: int | None, settings: dict, rerender: bool) -> dict:
     """Train the room with `settings` (TrainConfig fields) in this process and measure it; with
-    `rerender` (the ablation's last row), render the model again with the render threshold 0.01."""
+    `rerender` (the ablation's last row), render the model again with the render threshold 0.01.
+    batch_samples, hash_log2: None keeps the default of the build that runs this."""
     from hollow_taichi import runs
     from hollow_taichi.config import TrainConfig
 
-    config = TrainConfig(scene=scene, arch=arch, minutes=minutes, steps=steps, batch_samples=batch_samples,
-                         eval_interval=0, checkpoint_interval=0, checkpoint_minutes=0)
-    config.field.log2_table = hash_log2
+    config = TrainConfig(scene=scene, arch=arch, minutes=minutes, steps=steps, eval_interval=0, checkpoint_interval=0,
+                         checkpoint_minutes=0)
+    if batch_samples is not None:
+        config.batch_samples = batch_samples
+    if hash_log2 is not None:
+        config.field.log2_table = hash_log2
     for name, value in settings.items():
         setattr(config, name, value)
     trainer, test, measured = train_and_evaluate(config, 0)
@@ -127,14 +131,20 @@ def run_budgets(minutes, arch, baseline, baseline_label) -> list[dict]:
     return results
 
 
+def table_options(batch_samples: int | None, hash_log2: int | None) -> list[str]:
+    """The --batch-samples and --hash-log2 options for the values given (None: the build's default)."""
+    given = (("--batch-samples", batch_samples), ("--hash-log2", hash_log2))
+    return [text for option, value in given if value is not None for text in (option, str(value))]
+
+
 def run_ablation(steps, arch, batch_samples, hash_log2, occupancy_resolution) -> list[dict]:
     """The rows of ABLATION, all at once, each in a process of its own (equal steps: they need not
     see the same machine, and together they finish sooner)."""
     running, settings = [], {"occupancy_resolution": occupancy_resolution}
     for index, (label, change) in enumerate(ABLATION):
         settings.update(change)
-        arguments = ["--ablation", "--scene", room_path(), "--steps", str(steps), "--arch", arch, "--batch-samples",
-                     str(batch_samples), "--hash-log2", str(hash_log2), "--settings", json.dumps(settings)]
+        arguments = ["--ablation", "--scene", room_path(), "--steps", str(steps), "--arch", arch,
+                     *table_options(batch_samples, hash_log2), "--settings", json.dumps(settings)]
         if index == len(ABLATION) - 1:  # the render threshold is measured on the last model
             arguments.append("--rerender")
         running.append((label, start(None, arguments)))
@@ -148,8 +158,8 @@ def run_ablation(steps, arch, batch_samples, hash_log2, occupancy_resolution) ->
 @click.option("--minutes", type=float, multiple=True, default=(5.0, 10.0), show_default=True)
 @click.option("--ablation", is_flag=True, help="Equal-step ablation of the capture settings instead of budgets.")
 @click.option("--steps", type=int, default=300, show_default=True, help="Steps per ablation run.")
-@click.option("--batch-samples", type=int, default=1 << 16, show_default=True, help="Samples per step (ablation).")
-@click.option("--hash-log2", type=int, default=19, show_default=True, help="Hash table size (ablation).")
+@click.option("--batch-samples", type=int, help="Samples per step (ablation; default: the build's).")
+@click.option("--hash-log2", type=int, help="Hash table size (ablation; default: the build's).")
 @click.option("--occupancy-resolution", type=int, default=128, show_default=True, help="Occupancy grid (ablation).")
 @click.option("--arch", default="cpu", show_default=True)
 @click.option("--baseline", type=click.Path(exists=True, file_okay=False), default=None,
@@ -169,8 +179,9 @@ def main(minutes, ablation, steps, batch_samples, hash_log2, occupancy_resolutio
         return
     if ablation:
         results = run_ablation(steps, arch, batch_samples, hash_log2, occupancy_resolution)
-        command = (f"python bench/room.py --ablation --steps {steps} --batch-samples {batch_samples} "
-                   f"--hash-log2 {hash_log2} --occupancy-resolution {occupancy_resolution} --arch {arch}")
+        options = table_options(batch_samples, hash_log2)
+        command = " ".join(["python bench/room.py --ablation --steps", str(steps), *options,
+                            "--occupancy-resolution", str(occupancy_resolution), "--arch", arch])
         text = ablation_table(results, machine_description(results[0]["arch"]), command)
         section, title = f"room_ablation_{arch}", "## Room scene: what each capture setting buys (equal steps)"
     else:
