@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import ops
+from . import backend, ops
 
 MIN_OPTICAL_THICKNESS = 0.01
 INSTANT_NGP_STEPS = 1024  # Instant-NGP's NERF_STEPS: the finest step is sqrt(3) / 1024
@@ -48,6 +48,7 @@ class OccupancyGrid:
         self.decay = decay**cascades
         self.interval = interval * cascades
         self.n_cells = cascades * resolution**3
+        device = backend.device() if device is None else device  # where the ops' kernels meet its tensors
         self.density = torch.zeros(self.n_cells, device=device)
         self.bitfield = torch.full((self.n_cells // 8,), 255, dtype=torch.uint8, device=device)
         self.keep_mask: torch.Tensor | None = None  # optional bitfield ANDed in (saliency pruning)
@@ -107,7 +108,8 @@ class OccupancyGrid:
     @torch.no_grad()
     def update(self, density_fn: Callable[[torch.Tensor], torch.Tensor], warmup: bool,
                generator: torch.Generator) -> None:
-        """Refresh from density_fn (scene-space points (N, 3) -> sigma (N,)) and repack the bits."""
+        """Refresh from density_fn (scene-space points (N, 3) -> sigma (N,), on the points' device) and
+        repack the bits."""
         cells = self._allowed(self._cells_to_update(warmup, generator))
         jitter = torch.rand((cells.shape[0], 3), generator=generator).to(self.density.device)
         points = ops.occupancy_cell_points(cells, jitter, self.resolution)

@@ -23,6 +23,11 @@ def kept_grid(seed: int) -> torch.Tensor:
     return kept
 
 
+def dense(points: torch.Tensor) -> torch.Tensor:
+    """Density 1000 at every point, on the points' device (as the field answers an update)."""
+    return torch.full_like(points[:, 0], 1e3)
+
+
 def cell_boxes(cascade: int, cascades: int) -> tuple[np.ndarray, np.ndarray]:
     """Per axis, the lower and upper edges (G,) of a cascade's cells, in scene-box units [0, 1]."""
     scale, box = 2.0 ** cascade, 2.0 ** (cascades - 1)
@@ -58,11 +63,11 @@ def test_cells_reaching_a_kept_saliency_cell_stay_and_far_ones_go(arch):
 def test_update_keeps_pruned_cells_empty_and_restriction_can_be_lifted(arch):
     grid = OccupancyGrid(1, GRID)
     grid.restrict_to(kept_grid(2))
-    grid.update(lambda points: torch.full((points.shape[0],), 1e3), warmup=True, generator=torch.Generator())
+    grid.update(dense, warmup=True, generator=torch.Generator())
     occupied, allowed = unpack(grid.bitfield, 1), unpack(grid.keep_mask, 1)
     assert occupied.any() and not (occupied & ~allowed).any()
     grid.restrict_to(None)
-    grid.update(lambda points: torch.full((points.shape[0],), 1e3), warmup=True, generator=torch.Generator())
+    grid.update(dense, warmup=True, generator=torch.Generator())
     assert unpack(grid.bitfield, 1).all()
 
 
@@ -74,7 +79,7 @@ def test_update_evaluates_the_field_only_in_cells_the_mask_leaves(arch):
 
     def density(points: torch.Tensor) -> torch.Tensor:
         evaluated.append(points)
-        return torch.full((points.shape[0],), 1e3)
+        return dense(points)
 
     grid.update(density, warmup=True, generator=torch.Generator())
     points = torch.cat(evaluated)
@@ -88,7 +93,7 @@ def test_marcher_never_samples_pruned_space(arch):
     kept[2, 2, 2] = True  # the centre cell [0.4, 0.6]^3
     grid = OccupancyGrid(1, GRID)
     grid.restrict_to(kept)
-    grid.update(lambda points: torch.full((points.shape[0],), 1e3), warmup=True, generator=torch.Generator())
+    grid.update(dense, warmup=True, generator=torch.Generator())
     origins = torch.tensor([[0.5, 0.5, -1.0], [0.1, 0.1, -1.0]])
     directions = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
     settings = ops.MarchSettings(1, GRID, 0.0, 0.0, grid.dt_min * 16, grid.dt_max, 1024)
@@ -133,7 +138,7 @@ def test_cells_no_camera_sees_are_marked_unseen_and_stay_empty(arch):
 
     def density(points):
         evaluated.append(points.shape[0])
-        return torch.full((points.shape[0],), 1e3)
+        return dense(points)
 
     grid.update(density, warmup=True, generator=torch.Generator())
     assert sum(evaluated) == seen.sum()  # warm-up evaluates every seen cell, and only those
@@ -149,8 +154,8 @@ def test_several_cascades_cost_and_fade_per_step_as_one_cascade(arch):
         grid = OccupancyGrid(cascades, GRID)
         due = [step for step in range(1, 16 * 3 * 4 + 1) if grid.update_due(step)]
         assert due == list(range(16 * cascades, 16 * 3 * 4 + 1, 16 * cascades))
-        grid.update(lambda points: torch.full((points.shape[0],), 1e3), warmup=True, generator=torch.Generator())
+        grid.update(dense, warmup=True, generator=torch.Generator())
         before = grid.density.clone()
-        grid.update(lambda points: torch.zeros(points.shape[0]), warmup=True, generator=torch.Generator())
+        grid.update(lambda points: torch.zeros_like(points[:, 0]), warmup=True, generator=torch.Generator())
         fade_per_step = (grid.density / before) ** (1.0 / (16 * cascades))
         assert torch.allclose(fade_per_step.cpu(), torch.full_like(fade_per_step.cpu(), 0.95 ** (1 / 16)))
