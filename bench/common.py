@@ -10,7 +10,9 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -112,15 +114,28 @@ def read_results(path: Path | None) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+_RESULTS_LOCK = threading.Lock()
+
+
 def measure_and_keep(script: str, arguments: list[str], results_path: Path | None) -> dict:
     """measure_in_subprocess, echoed to stderr and appended to the results file (if any) as soon as
     it finishes, so that a long sweep stopped midway keeps what it measured."""
     result = measure_in_subprocess(script, arguments)
-    print(json.dumps(result), file=sys.stderr, flush=True)
-    if results_path is not None:
-        with results_path.open("a") as file:
-            file.write(json.dumps(result) + "\n")
+    with _RESULTS_LOCK:
+        print(json.dumps(result), file=sys.stderr, flush=True)
+        if results_path is not None:
+            with results_path.open("a") as file:
+                file.write(json.dumps(result) + "\n")
     return result
+
+
+def measure_all_and_keep(script: str, argument_lists: list[list[str]], results_path: Path | None,
+                         jobs: int = 1) -> list[dict]:
+    """measure_and_keep for each argument list, up to `jobs` processes at a time, results in the
+    order given. On a GPU one training process leaves the device mostly idle (a step is launch-bound),
+    so several side by side finish a sweep sooner; their timings are then not a quiet machine's."""
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(lambda arguments: measure_and_keep(script, arguments, results_path), argument_lists))
 
 
 def machine_description(arch: str) -> str:

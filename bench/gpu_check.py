@@ -57,8 +57,9 @@ TRAVEL_LIMIT = 64 * 2**20  # bytes a device call carries: the working tree and t
 
 STAGES = ("install", "kernels", "train_speed", "lego", "tests", "vulkan")
 # Seconds per stage. Lego's is its training budget plus LEGO_OVERHEAD (load, compile, evaluate); the tests
-# get what is left before the deadline, less the limits of the stages after them.
-LIMITS = {"install": 90, "kernels": 60, "train_speed": 90, "vulkan": 75}
+# get what is left before the deadline, less the limits of the stages after them. The Vulkan tests took
+# 69 s alone on an H200 (2026-11-27, 56 tests), past 75 beside training runs.
+LIMITS = {"install": 90, "kernels": 60, "train_speed": 90, "vulkan": 120}
 LEGO_OVERHEAD = 60
 
 # What the GPU machine lacks (KINDS.md lists its packages): taichi and taichi's dill. imageio-ffmpeg

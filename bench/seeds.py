@@ -2,7 +2,8 @@
 
   python bench/seeds.py [--scene ../shared/data/nerf_synthetic/lego] [--hash-log2 19] [--steps 1000]
                         [--seeds 5] [--test-views 40] [--arch cuda]
-                        [--variant NAME:KEY=VALUE[,KEY=VALUE...] ...] [--results runs.jsonl] [--record]
+                        [--variant NAME:KEY=VALUE[,KEY=VALUE...] ...] [--results runs.jsonl] [--jobs N]
+                        [--record]
 
 At 2^19 and 1000 steps one Lego run of a setting moves by up to ~0.5 dB from the smallest change to
 its first steps (BENCHMARKS.md: "Seeds, and single changes that leave the method equal to ngp"), so
@@ -10,7 +11,7 @@ a single run a side cannot rank settings. Every seed trains ngp, hollow with the
 hollow with each --variant (settings as `train --set KEY=VALUE` takes them), each from scratch in a
 process of its own; a setting is judged by its difference from ngp at the same seed, averaged over
 the seeds, with the standard error of that mean over the seeds. Meant for a lent GPU: a 1000-step
-Lego run takes about a minute there, 15-20 on 2 CPU cores. --results keeps every finished run in a
+Lego run takes about a minute there (80-135 s with seven side by side, --jobs), 15-20 on 2 CPU cores. --results keeps every finished run in a
 JSON-lines file and skips runs already there, so a sweep can be built over several calls. With
 --record the table goes to BENCHMARKS.md.
 """
@@ -24,8 +25,8 @@ from pathlib import Path
 import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (LEGO, machine_description, measure_and_keep, read_results, train_and_evaluate,  # noqa: E402
-                    write_section)
+from common import (LEGO, machine_description, measure_all_and_keep, read_results,  # noqa: E402
+                    train_and_evaluate, write_section)
 
 NGP, DEFAULT = "ngp", "hollow"
 
@@ -104,9 +105,11 @@ def same_run(a: dict, b: dict) -> bool:
               help="NAME:KEY=VALUE[,KEY=VALUE...]: hollow with these settings (as `train --set`).")
 @click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
               help="JSON-lines file of finished runs: appended to, and runs already in it are not repeated.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs trained at a time, each in a process of its own (on a GPU several fit side by side).")
 @click.option("--record", is_flag=True, help="Write the table to BENCHMARKS.md.")
 @click.option("--one", hidden=True, help="Train this run (JSON) only, print JSON (internal).")
-def main(scene, log2_table, steps, seeds, test_views, arch, variant_texts, results_path, record, one):
+def main(scene, log2_table, steps, seeds, test_views, arch, variant_texts, results_path, jobs, record, one):
     if one:
         click.echo(json.dumps(train_one(json.loads(one), scene, log2_table, steps, arch, test_views)))
         return
@@ -114,12 +117,11 @@ def main(scene, log2_table, steps, seeds, test_views, arch, variant_texts, resul
     wanted = runs_to_make(seeds, variants)
     results = [r for r in read_results(results_path) if r["log2_table"] == log2_table and r["steps"] == steps
                and (test_views == 0 or r["test_views"] == test_views) and any(same_run(r, w) for w in wanted)]
-    for run in wanted:
-        if any(same_run(r, run) for r in results):
-            continue
-        arguments = [json.dumps(run), "--scene", scene, "--hash-log2", str(log2_table), "--steps", str(steps),
-                     "--arch", arch, "--test-views", str(test_views)]
-        results.append(measure_and_keep(__file__, arguments, results_path))
+    missing = [run for run in wanted if not any(same_run(r, run) for r in results)]
+    common_arguments = ["--scene", scene, "--hash-log2", str(log2_table), "--steps", str(steps), "--arch", arch,
+                        "--test-views", str(test_views)]
+    results += measure_all_and_keep(__file__, [[json.dumps(run), *common_arguments] for run in missing],
+                                    results_path, jobs)
     names = [NGP, DEFAULT] + [name for name, _ in variants]
     scene_option = "" if Path(scene).resolve() == LEGO.resolve() else f" --scene {scene}"
     variant_options = "".join(f" --variant {text}" for text in variant_texts)

@@ -19,12 +19,12 @@
 #   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; bash scripts/gpu_check.sh
 # A dry run of the same stages on this machine, tiny (tests/test_gpu_check.py runs one):
 #   bash scripts/gpu_check.sh --arch cpu --dry-run --out runs/gpu_check_dry
-# With device time left after the check, issue 10's open question needs seeds, not one run a side
-# (~1 minute a 1000-step Lego run there). Install as the install stage does, then, say:
-#   python bench/seeds.py --scene .scenes/lego --test-views 10 --arch cuda --seeds 5 \
-#       --variant harden:admm.harden_start=0.5 --variant harden7:admm.harden_start=0.7 \
-#       --variant input:input_lr_follows_saliency=true --results bench/results/seeds_cuda.jsonl; \
-#   cp bench/results/seeds_cuda.jsonl $OUT/
-# and bring the file back into the checkout: the next call skips the runs already in it.
+# With device time left after the check, issue 10's open question needs seeds, not one run a side.
+# Runs side by side share the GPU well (a step is launch-bound): on an H200, 2026-11-27, seven at a
+# time trained 1000 Lego steps in 80-135 s each (one alone: ~19 steps/s). Install as the install
+# stage does (`--stages ""` installs only), then, say:
+#   python bench/seeds.py --scene .scenes/lego --test-views 20 --arch cuda --hash-log2 17 --seeds 5 \
+#       --jobs 5 --variant half:field.log2_table=16 --results $OUT/seeds_cuda.jsonl
+# and bring the file back into the checkout (.scenes travels): the next call skips the runs in it.
 set -uo pipefail
 exec "${PYTHON:-python3}" "$(dirname "$0")/../bench/gpu_check.py" "$@"
