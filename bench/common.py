@@ -64,7 +64,8 @@ def marched_samples_per_ray(renderer, images) -> float:
         for chunk_origins, chunk_directions in zip(origins.split(1 << 14), directions.split(1 << 14)):
             with torch.no_grad():
                 marched = ops.march_rays(chunk_origins.to(device), chunk_directions.to(device),
-                                         renderer.occupancy.bitfield, renderer.settings)
+                                         renderer.occupancy.bitfield, renderer.settings,
+                                         blocks=renderer.occupancy.blocks)
             samples += marched.n_samples
             rays += chunk_origins.shape[0]
     return samples / max(rays, 1)

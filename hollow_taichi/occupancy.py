@@ -55,6 +55,21 @@ class OccupancyGrid:
         self.seen_mask: torch.Tensor | None = None  # optional bitfield ANDed in (cells a camera sees)
 
     @property
+    def bitfield(self) -> torch.Tensor:
+        """The occupancy bits (uint8, n_cells / 8) the marcher reads. Assign a new tensor rather than
+        writing into this one: assigning also refreshes `blocks`, which must agree with the bits."""
+        return self._bitfield
+
+    @bitfield.setter
+    def bitfield(self, bits: torch.Tensor) -> None:
+        self._bitfield = bits
+        self._bits_changed()
+
+    def _bits_changed(self) -> None:
+        """Refresh what is derived from the bits: the empty blocks the marcher crosses in one jump."""
+        self.blocks = ops.occupancy_blocks(self._bitfield, self.cascades, self.resolution)
+
+    @property
     def dt_min(self) -> float:
         """The finest step: the unit cube's diagonal in steps_per_diagonal steps."""
         return math.sqrt(3) / self.steps_per_diagonal
@@ -88,7 +103,8 @@ class OccupancyGrid:
         self.seen_mask = torch.empty_like(self.bitfield)
         ops.occupancy_pack_bits(seen.float(), self.seen_mask, 0.5)
         self.density[~seen] = 0.0
-        self.bitfield &= self.seen_mask
+        self._bitfield &= self.seen_mask
+        self._bits_changed()
 
     def _cells_to_update(self, warmup: bool, generator: torch.Generator) -> torch.Tensor:
         if warmup:
@@ -116,9 +132,10 @@ class OccupancyGrid:
         sigma = torch.cat([density_fn(chunk) for chunk in points.split(_EVAL_CHUNK)])
         cascade_step = THICKNESS_STEP * torch.pow(2.0, (cells // self.resolution**3).float())
         ops.occupancy_decay_and_splat(self.density, cells, sigma * cascade_step, self.decay)
-        ops.occupancy_pack_bits(self.density, self.bitfield, self.threshold())
+        ops.occupancy_pack_bits(self.density, self._bitfield, self.threshold())
         for mask in self._masks():
-            self.bitfield &= mask
+            self._bitfield &= mask
+        self._bits_changed()
 
     def _masks(self) -> list[torch.Tensor]:
         """The bitfields ANDed into the occupancy bits: saliency pruning's and the seen cells'."""

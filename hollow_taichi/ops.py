@@ -374,11 +374,27 @@ def ray_starts(origins: torch.Tensor, directions: torch.Tensor, settings: MarchS
     return t_begin
 
 
+def occupancy_blocks(bitfield: torch.Tensor, cascades: int, grid_resolution: int) -> torch.Tensor:
+    """(cascades * (G / BLOCK)^3,) uint8: 1 where a block of BLOCK^3 cells of the bitfield (uint8,
+    cascades * G^3 / 8) holds an occupied cell, the marcher's way across empty space a block at a time
+    (kernels.ray_march). All ones, which skips nothing, unless G is a multiple of 4 * BLOCK."""
+    block_res = max(1, grid_resolution // ray_march.BLOCK)
+    blocks = torch.ones(cascades * block_res**3, dtype=torch.uint8, device=backend.device())
+    if grid_resolution % (4 * ray_march.BLOCK) == 0:
+        ray_march.occupancy_blocks(bitfield.to(backend.device()).contiguous(), blocks, grid_resolution)
+    return blocks
+
+
 def march_from(origins: torch.Tensor, directions: torch.Tensor, t_begin: torch.Tensor, bitfield: torch.Tensor,
-               settings: MarchSettings, max_samples: int) -> tuple[PackedSamples, torch.Tensor]:
+               settings: MarchSettings, max_samples: int,
+               blocks: torch.Tensor | None = None) -> tuple[PackedSamples, torch.Tensor]:
     """At most max_samples samples along each ray (R, 3) from t_begin (R,) where the occupancy
     bitfield (uint8, cascades * G^3 / 8) is set, and t_next (R,): where each ray's marching goes on
-    (+inf for a ray that left the box), so that marching can continue in rounds."""
+    (+inf for a ray that left the box), so that marching can continue in rounds. blocks: the
+    bitfield's occupancy_blocks, made here if not given (callers that march one bitfield many times
+    keep them: OccupancyGrid.blocks)."""
+    if blocks is None:
+        blocks = occupancy_blocks(bitfield, settings.cascades, settings.grid_resolution)
     origins, directions, t_begin = _float32(origins), _float32(directions), _float32(t_begin)
     n_rays = origins.shape[0]
     device = origins.device
@@ -389,7 +405,7 @@ def march_from(origins: torch.Tensor, directions: torch.Tensor, t_begin: torch.T
                max_samples)
     empty_i, empty_f = torch.zeros(1, dtype=torch.int32, device=device), torch.zeros(1, device=device)
     if n_rays:
-        ray_march.march_rays(origins, directions, t_begin, bitfield, offsets, counts, t_first, t_next, empty_i,
+        ray_march.march_rays(origins, directions, t_begin, bitfield, blocks, offsets, counts, t_first, t_next, empty_i,
                              empty_f, empty_f, torch.zeros((1, 3), device=device), n_rays, *scalars, False)
         offsets = (torch.cumsum(counts, 0) - counts).to(torch.int32)
     n_samples = int(counts.sum())
@@ -402,21 +418,23 @@ def march_from(origins: torch.Tensor, directions: torch.Tensor, t_begin: torch.T
         counts=counts,
     )
     if n_samples:
-        ray_march.march_rays(origins, directions, t_begin, bitfield, samples.offsets, counts, t_first, t_next,
+        ray_march.march_rays(origins, directions, t_begin, bitfield, blocks, samples.offsets, counts, t_first, t_next,
                              samples.ray_indices, samples.t_starts, samples.t_ends, samples.positions,
                              n_rays, *scalars, True)
     return samples, t_next
 
 
 def march_rays(origins: torch.Tensor, directions: torch.Tensor, bitfield: torch.Tensor,
-               settings: MarchSettings, jitter: torch.Tensor | None = None) -> PackedSamples:
+               settings: MarchSettings, jitter: torch.Tensor | None = None,
+               blocks: torch.Tensor | None = None) -> PackedSamples:
     """Samples along rays (R, 3) where the occupancy bitfield (uint8, cascades * G^3 / 8) is set,
     up to settings.max_samples a ray, in one pass.
 
-    jitter (R,) in [0, 1) shifts each ray's first sample by that fraction of a step (training).
+    jitter (R,) in [0, 1) shifts each ray's first sample by that fraction of a step (training);
+    blocks: see march_from.
     """
     t_begin = ray_starts(origins, directions, settings, jitter)
-    return march_from(origins, directions, t_begin, bitfield, settings, settings.max_samples)[0]
+    return march_from(origins, directions, t_begin, bitfield, settings, settings.max_samples, blocks)[0]
 
 
 # --- compositing -------------------------------------------------------------------------------

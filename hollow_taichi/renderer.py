@@ -161,7 +161,7 @@ class Renderer:
         while going.numel() and marched < self.settings.max_samples:
             limit = min(round_samples, self.settings.max_samples - marched)
             samples, t_next = ops.march_from(origins[going], directions[going], t[going], self.occupancy.bitfield,
-                                             self.settings, limit)
+                                             self.settings, limit, self.occupancy.blocks)
             sigma, geometry, encoding = self.field.density_and_geometry(samples.positions)
             depth = optical_depth[going]
             keep = ops.transmittance(sigma, samples, depth) >= threshold

@@ -7,9 +7,19 @@ cascade-major, cell (x, y, z) of cascade c at bit c*G^3 + (z*G + y)*G + x.
 Marching follows Instant-NGP: step dt = clamp(t * cone_angle, dt_min, dt_max); a sample is emitted
 where the cell of the coarser of (the cascade containing the point, the cascade whose cell size
 matches dt) is occupied; across empty cells t jumps to the next cell boundary (on the step lattice).
+Blocks of BLOCK^3 cells (occupancy_blocks: 1 where any cell of the block is occupied) let a ray cross
+an empty block in one jump instead of cell by cell: the samples are the same, since every lattice point
+the cell-by-cell walk would visit inside the block is in an empty cell of the same cascade. That needs
+the next inner cascade's cube, cells G/4 .. 3G/4 of a cascade, to be made of whole blocks: G a
+multiple of 4 * BLOCK (otherwise the blocks are all marked occupied and skip nothing).
 No gradient flows here, so the kernels take ndarrays.
 """
 import taichi as ti
+
+# Cells a side of an occupancy block. Marching Lego's test view r_40 (a 10-minute 2^17 model, 2 threads;
+# the pass that counts samples, which crosses the empty space): 0.46-0.56 s cell by cell, 0.30-0.36 with
+# blocks of 4, 0.27-0.29 with blocks of 8.
+BLOCK = 8
 
 
 @ti.func
@@ -62,6 +72,23 @@ def is_occupied(bitfield: ti.template(), bit: ti.i32) -> ti.i32:
     return ti.cast((bitfield[bit >> 3] >> ti.cast(bit & 7, ti.u8)) & ti.u8(1), ti.i32)
 
 
+@ti.kernel
+def occupancy_blocks(bitfield: ti.types.ndarray(ndim=1), blocks: ti.types.ndarray(ndim=1), grid_res: ti.i32):
+    """blocks[k] = 1 if any cell of block k is occupied, else 0; block k of cascade c at
+    c * B^3 + (z * B + y) * B + x, B = grid_res / BLOCK, laid out as the cells are."""
+    block_res = grid_res // BLOCK
+    for k in range(blocks.shape[0]):
+        cascade = k // (block_res * block_res * block_res)
+        local = k % (block_res * block_res * block_res)
+        corner = ti.Vector([local % block_res, (local // block_res) % block_res, local // (block_res * block_res)])
+        corner *= BLOCK
+        occupied = 0
+        for dz, dy, dx in ti.ndrange(BLOCK, BLOCK, BLOCK):
+            cell = ((corner[2] + dz) * grid_res + corner[1] + dy) * grid_res + corner[0] + dx
+            occupied |= is_occupied(bitfield, cascade * grid_res * grid_res * grid_res + cell)
+        blocks[k] = ti.u8(occupied)
+
+
 @ti.func
 def step_size(t, cone_angle, dt_min, dt_max):
     return ti.math.clamp(t * cone_angle, dt_min, dt_max)
@@ -81,6 +108,22 @@ def next_cell_t(t, position, direction, cascade: ti.i32, grid_res: ti.i32, cone_
     t_next = t + step_size(t, cone_angle, dt_min, dt_max)
     while t_next < target:
         t_next += step_size(t_next, cone_angle, dt_min, dt_max)
+    return t_next
+
+
+@ti.func
+def skip_empty(t, position, direction, cascade: ti.i32, blocks: ti.template(), grid_res: ti.i32, cascades: ti.i32,
+               cone_angle, dt_min, dt_max):
+    """Where marching goes on from an empty cell: past its whole block if the block is empty and the
+    step's cascade stays at most `cascade` up to there (so every lattice point skipped would have been
+    judged by this cascade's empty cells), else past the cell."""
+    t_next = t
+    jump = blocks[cell_bit(position, cascade, grid_res // BLOCK)] == 0
+    if jump:
+        t_next = next_cell_t(t, position, direction, cascade, grid_res // BLOCK, cone_angle, dt_min, dt_max)
+        jump = cascade_of_step(step_size(t_next, cone_angle, dt_min, dt_max), grid_res, cascades) <= cascade
+    if not jump:
+        t_next = next_cell_t(t, position, direction, cascade, grid_res, cone_angle, dt_min, dt_max)
     return t_next
 
 
@@ -125,6 +168,7 @@ def march_rays(
     directions: ti.types.ndarray(ndim=2),
     t_begin: ti.types.ndarray(ndim=1),
     bitfield: ti.types.ndarray(ndim=1),
+    blocks: ti.types.ndarray(ndim=1),
     offsets: ti.types.ndarray(ndim=1),
     counts: ti.types.ndarray(ndim=1),
     t_first: ti.types.ndarray(ndim=1),
@@ -176,7 +220,7 @@ def march_rays(
                 n += 1
                 t += dt
             else:
-                t = next_cell_t(t, position, direction, cascade, grid_res, cone_angle, dt_min, dt_max)
+                t = skip_empty(t, position, direction, cascade, blocks, grid_res, cascades, cone_angle, dt_min, dt_max)
         if ti.static(emit):
             for k in range(n, limit):
                 write_sample(ray_index, t_starts, t_ends, positions, offsets[r] + k, r, t, t, origin + t * direction)

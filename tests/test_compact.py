@@ -39,9 +39,9 @@ def random_model(config: TrainConfig, seed: int = 0):
         field.table.write(torch.rand(field.table.shape, generator=generator) * 2 - 1)
         if field.hollow:
             field.saliency_logits.copy_(torch.randn(field.saliency_logits.shape, generator=generator) * 2 - 8)
-    occupancy.bitfield = torch.randint(0, 256, occupancy.bitfield.shape, generator=generator,
-                                       dtype=torch.uint8).to(occupancy.bitfield.device)
-    occupancy.bitfield[: occupancy.bitfield.shape[0] // 2] = 255
+    bits = torch.randint(0, 256, occupancy.bitfield.shape, generator=generator, dtype=torch.uint8)
+    bits[: bits.shape[0] // 2] = 255
+    occupancy.bitfield = bits.to(occupancy.bitfield.device)
     return field, occupancy, renderer
 
 

@@ -159,3 +159,22 @@ def test_several_cascades_cost_and_fade_per_step_as_one_cascade(arch):
         grid.update(lambda points: torch.zeros_like(points[:, 0]), warmup=True, generator=torch.Generator())
         fade_per_step = (grid.density / before) ** (1.0 / (16 * cascades))
         assert torch.allclose(fade_per_step.cpu(), torch.full_like(fade_per_step.cpu(), 0.95 ** (1 / 16)))
+
+
+def test_blocks_the_marcher_jumps_follow_every_change_of_the_bits(arch):
+    """OccupancyGrid.blocks (ops.occupancy_blocks of its bits) after an update, after marking unseen
+    cells and after assigning bits; a stale block marked empty would make the marcher skip occupied
+    cells."""
+    grid = OccupancyGrid(2, 32)  # blocks skip only on grids of a multiple of 4 * BLOCK cells a side
+
+    def matches_bits() -> bool:
+        return torch.equal(grid.blocks, ops.occupancy_blocks(grid.bitfield, 2, 32))
+
+    assert (grid.blocks == 1).all()
+    grid.update(lambda points: torch.where(points[:, 0] < 0.2, dense(points), 0.0), warmup=True,
+                generator=torch.Generator())
+    assert matches_bits() and (grid.blocks == 0).any() and (grid.blocks == 1).any()
+    grid.mark_unseen(*one_camera(), 0.1)
+    assert matches_bits()
+    grid.bitfield = torch.zeros_like(grid.bitfield)
+    assert (grid.blocks == 0).all()

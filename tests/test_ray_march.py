@@ -9,7 +9,7 @@ import taichi as ti
 import torch
 
 from hollow_taichi import ops
-from hollow_taichi.kernels.ray_march import binary_exponent, power_of_two
+from hollow_taichi.kernels.ray_march import BLOCK, binary_exponent, power_of_two
 
 GRID = 16
 
@@ -109,6 +109,48 @@ def test_outer_cascade_occupancy_is_used(arch):
     samples = march(origins, directions, bitfield_from(occupied), settings(cascades=2))
     assert samples.n_samples > 0
     assert (samples.positions.sub(0.5).abs().max(1).values >= 0.5 - 1e-3).all()
+
+
+BLOCK_GRID = 64  # blocks skip only on grids of a multiple of 4 * ray_march.BLOCK cells a side
+
+
+def sparse_occupancy(cascades: int, seed: int) -> np.ndarray:
+    """(cascades, G, G, G) bool, G = BLOCK_GRID: scattered occupied cells, so that about a third of the
+    blocks are empty and rays cross both kinds."""
+    return np.random.default_rng(seed).random((cascades, BLOCK_GRID, BLOCK_GRID, BLOCK_GRID)) < 0.002
+
+
+def test_occupancy_blocks_mark_the_blocks_holding_an_occupied_cell(arch):
+    occupied = sparse_occupancy(2, seed=5)
+    side = BLOCK_GRID // BLOCK
+    blocks = ops.occupancy_blocks(bitfield_from(occupied), 2, BLOCK_GRID).cpu().numpy()
+    expected = occupied.reshape(2, side, BLOCK, side, BLOCK, side, BLOCK).any(axis=(2, 4, 6))
+    assert blocks.tolist() == expected.reshape(-1).astype(np.uint8).tolist()
+    assert 0.2 < 1 - expected.mean() < 0.6  # empty blocks to cross, occupied ones to stop at
+    assert (ops.occupancy_blocks(bitfield_from(occupied[:, :48, :48, :48]), 2, 48).cpu() == 1).all()  # 48: none
+
+
+@pytest.mark.parametrize("cascades, cone_angle", [(1, 0.0), (3, 0.0), (3, 1 / 64)])
+def test_crossing_empty_blocks_in_one_jump_gives_the_samples_of_the_cell_walk(arch, cascades, cone_angle):
+    """The same samples, bit for bit, whether empty blocks are crossed in one jump or cell by cell
+    (blocks all marked occupied): at a fixed step, through three cascades, and with steps that grow
+    along the ray. Then the step's cascade rises mid-ray, and a jump across an empty block of one
+    cascade must stop where the walk would start reading the next, here fully occupied."""
+    occupied = sparse_occupancy(cascades, seed=6 + cascades)
+    if cone_angle:
+        occupied[-1] = True
+    bitfield = bitfield_from(occupied)
+    dt_min = math.sqrt(3) / 256
+    config = ops.MarchSettings(cascades, BLOCK_GRID, 0.0, cone_angle, dt_min, dt_min * (1 << (cascades - 1)) * 8, 1024)
+    origins, directions = random_rays(500, torch.Generator().manual_seed(7), radius=2.5)
+    jitter = torch.rand(500, generator=torch.Generator().manual_seed(8))
+    blocks = ops.occupancy_blocks(bitfield, cascades, BLOCK_GRID)
+    assert (blocks == 0).any()
+    jumping = ops.march_rays(origins, directions, bitfield, config, jitter, blocks)
+    walking = ops.march_rays(origins, directions, bitfield, config, jitter, torch.ones_like(blocks))
+    assert jumping.n_samples > 0
+    for item in dataclasses.fields(jumping):
+        assert torch.equal(getattr(jumping, item.name), getattr(walking, item.name)), item.name
 
 
 def test_max_samples_and_near_plane(arch):
