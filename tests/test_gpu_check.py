@@ -37,6 +37,9 @@ def test_dry_run_passes_every_stage(tmp_path):
     assert result.returncode == 0 and summary["passed"], result.stdout
     assert stages["install"]["records"][-1] == {"backend": "cpu"}
     assert stages["lego"]["records"][0]["psnr"] > 0
+    if stages["train_speed"]["status"] == "passed":  # both methods: their step costs differ on a GPU
+        assert len(stages["train_speed"]["records"]) == 2, stages["train_speed"]
+        assert sum("--method ngp" in line for line in stages["train_speed"]["highlights"]) == 1
     assert any(" passed" in line for line in stages["tests"]["highlights"])
     markdown = (tmp_path / "out" / "summary.md").read_text()
     assert all(f"| {name} | {stage['status']} |" in markdown for name, stage in stages.items())
