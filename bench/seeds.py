@@ -11,9 +11,9 @@ a single run a side cannot rank settings. Every seed trains ngp, hollow with the
 hollow with each --variant (settings as `train --set KEY=VALUE` takes them), each from scratch in a
 process of its own; a setting is judged by its difference from ngp at the same seed, averaged over
 the seeds, with the standard error of that mean over the seeds. Meant for a lent GPU: a 1000-step
-Lego run takes about a minute there (80-135 s with seven side by side, --jobs), 15-20 on 2 CPU cores. --results keeps every finished run in a
-JSON-lines file and skips runs already there, so a sweep can be built over several calls. With
---record the table goes to BENCHMARKS.md.
+Lego run takes about a minute there (80-135 s each with seven side by side, --jobs), 15-20 on 2 CPU
+cores. --results keeps every finished run in a JSON-lines file and skips runs already there, so a
+sweep can be built over several calls. With --record the table goes to BENCHMARKS.md.
 """
 from __future__ import annotations
 
