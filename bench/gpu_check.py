@@ -233,8 +233,8 @@ class Check:
                                     "--repeats", str(self.sizes.kernel_repeats))])
 
     def plan_train_speed(self) -> Plan:
-        """Both methods on a quiet GPU: side by side on an H200 (2026-11-27) hollow trained ~0.67x ngp's
-        samples/s, where on the CPU the two are within 8%."""
+        """Both methods on a quiet GPU: on an H200 (2026-11-27), with five or seven runs sharing it,
+        hollow trained ~0.67x ngp's samples/s; neither was timed alone there."""
         script = BENCH / "train_speed.py"
         if not script.exists():
             return Plan(skip=f"{script.relative_to(REPO)} is not in this checkout")
