@@ -116,13 +116,13 @@ class HollowField(nn.Module):
 
     def encode(self, positions: torch.Tensor, cached: ops.Encoding | None = None) -> tuple[torch.Tensor, ops.Encoding]:
         """Features v (N, L*F) of scene-space points (N, 3) (for hollow saliency-scaled, and zero in
-        pruned cells), and the encode op's own result (ops.Encoding: before pruning; for hollow with
-        p and f). `cached`: that result from a no-grad call on the same points in the same step,
-        reused instead of encoding again (ops.HashEncoder)."""
-        unit = self.to_unit(positions)
-        encoding = self.encoder(unit, self.table, self.saliency_logits if self.hollow else None, cached)
-        if self.hollow and self.kept_cells is not None:
-            return encoding.features * self.kept_at(unit)[:, None], encoding
+        pruned cells), and the encode op's whole result (ops.Encoding; for hollow with p and f).
+        `cached`: that result from a no-grad call on the same points in the same step, reused
+        instead of encoding again (ops.HashEncoder)."""
+        if not self.hollow:
+            encoding = self.encoder(self.to_unit(positions), self.table, cached=cached)
+        else:
+            encoding = self.encoder(self.to_unit(positions), self.table, self.saliency_logits, cached, self.kept_cells)
         return encoding.features, encoding
 
     def prune(self, kept_cells: torch.Tensor | None) -> None:
@@ -136,16 +136,11 @@ class HollowField(nn.Module):
         self.kept_cells = kept_cells
 
     def kept_at(self, unit: torch.Tensor) -> torch.Tensor:
-        """(N,) bool: whether unit-cube points (N, 3) lie in a kept saliency cell (True unpruned).
-
-        The cell is found as kernels.saliency_grid finds it (float32, clamped), so a point is judged
-        by the cell whose corners its saliency comes from.
-        """
+        """(N,) bool: whether unit-cube points (N, 3) lie in a kept saliency cell (True unpruned),
+        judged by the cell whose corners their saliency comes from (ops.kept_at)."""
         if self.kept_cells is None:
             return torch.ones(unit.shape[0], dtype=torch.bool, device=unit.device)
-        cells = self.kept_cells.shape[0]
-        index = torch.floor(unit.float().clamp(0.0, 1.0) * cells).long().clamp(max=cells - 1)
-        return self.kept_cells[index[:, 0], index[:, 1], index[:, 2]]
+        return ops.kept_at(unit, self.kept_cells)
 
     def density_and_geometry(self, positions: torch.Tensor,
                              cached: ops.Encoding | None = None) -> tuple[torch.Tensor, torch.Tensor, ops.Encoding]:

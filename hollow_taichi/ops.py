@@ -135,18 +135,26 @@ class HashEncoder:
         return table
 
     def __call__(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None = None,
-                 cached: Encoding | None = None) -> Encoding:
+                 cached: Encoding | None = None, kept: torch.Tensor | None = None) -> Encoding:
+        """kept (C, C, C) bool (with logits): the cells of the unit cube whose points keep their
+        features; elsewhere v = 0 (HollowNeRF's pruning), in the Encoding's features too."""
         # Inputs moved to the device here, where autograd sees it, so gradients return to the caller's device.
         logits = None if logits is None else _float32(logits)
         if cached is None and not torch.is_grad_enabled():
-            return self._encode_no_grad(_float32(positions), table, logits)
+            return self._encode_no_grad(_float32(positions), table, logits, kept)
         features, saliency, unscaled = _HashEncode.apply(_float32(positions), table.grad_anchor, logits, table,
                                                          self, cached)
-        return Encoding(features) if logits is None else Encoding(features, saliency, unscaled)
+        if logits is None:
+            return Encoding(features)
+        if kept is not None:
+            features = features * kept_at(positions, kept)[:, None]
+        return Encoding(features, saliency, unscaled)
 
-    def _encode_no_grad(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None) -> Encoding:
+    def _encode_no_grad(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
+                        kept: torch.Tensor | None) -> Encoding:
         """The Encoding of points (N, 3) for a pass without gradient, by kernels that write torch
-        tensors in place (the differentiable path copies through Taichi fields)."""
+        tensors in place (the differentiable path copies through Taichi fields); the pruning is
+        applied in the same kernel."""
         n = positions.shape[0]
         unscaled = torch.empty((n, self.output_dim), device=positions.device)
         if logits is None:
@@ -154,9 +162,10 @@ class HashEncoder:
                 hash_grid.hash_encode_no_grad(positions, table.field, self._resolutions, unscaled, n)
             return Encoding(unscaled)
         saliency, scaled = torch.empty(n, device=positions.device), torch.empty_like(unscaled)
+        kept = torch.ones((1, 1, 1), dtype=torch.bool, device=positions.device) if kept is None else kept
         if n:
             saliency_grid.scaled_hash_encode_no_grad(positions, table.field, self._resolutions, logits.detach(),
-                                                     saliency, unscaled, scaled, n)
+                                                     kept.to(torch.uint8), saliency, unscaled, scaled, n)
         return Encoding(scaled, saliency, unscaled)
 
     def saliency(self, positions: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -231,6 +240,17 @@ class HashEncoder:
             grad_logits = self._logits.read_grad()
         _hash_encode_for_backward().grad(position_field, table.field, self._resolutions, features, n)
         return (buffer.read_grad(n) if with_grad else None), grad_logits
+
+
+def kept_at(positions: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: whether unit-cube points (N, 3) lie in a cell that kept (C, C, C) bool keeps.
+
+    The cell is found as the kernels find it (float32, clamped: kernels.hash_grid.cell_of), so the
+    no-grad encoding prunes exactly the points this does.
+    """
+    cells = kept.shape[0]
+    index = torch.floor(_float32(positions).clamp(0.0, 1.0) * cells).long().clamp(max=cells - 1)
+    return kept[index[:, 0], index[:, 1], index[:, 2]]
 
 
 def _hash_encode_for_backward():
@@ -470,15 +490,11 @@ class Compositor:
         return _Composite.apply(_float32(sigma), _float32(rgb), samples, _float32(background), self)
 
     def _composite_no_grad(self, sigma, rgb, samples: PackedSamples, background):
-        """The forward without gradient (rendering): one kernel over torch tensors, ray by ray."""
-        n_rays = samples.n_rays
-        color = torch.empty_like(background)
-        opacity, depth = torch.empty(n_rays, device=background.device), torch.empty(n_rays, device=background.device)
-        if n_rays:
-            volume_render.composite_no_grad(sigma, rgb, _float32(samples.t_starts), _float32(samples.t_ends),
-                                            _int32(samples.offsets), _int32(samples.counts), background, color,
-                                            opacity, depth, n_rays, self.min_transmittance)
-        return color, opacity, depth
+        """The forward without gradient: kernels on torch tensors, ray by ray (no per-ray atomics,
+        no copies through fields)."""
+        sums = RaySums.zeros(samples.n_rays, background.device)
+        sums.add(sigma, rgb, samples, transmittance(sigma, samples), self.min_transmittance)
+        return sums.over(background), sums.opacity, sums.depth
 
     def _load(self, sigma, rgb, samples: PackedSamples, background):
         n_rays = samples.n_rays
@@ -548,6 +564,39 @@ def transmittance(sigma: torch.Tensor, samples: PackedSamples, optical_depth: to
         volume_render.transmittance(sigma, _float32(samples.t_ends - samples.t_starts), _int32(samples.offsets),
                                     _int32(samples.counts), depth, out, samples.n_rays)
     return out
+
+
+@dataclass
+class RaySums:
+    """Compositing's sums per ray without gradient, for rays marched and composited a round at a
+    time (rendering): colour (R, 3) before the background, opacity (R,) and depth (R,) (weighted t)."""
+
+    color: torch.Tensor
+    opacity: torch.Tensor
+    depth: torch.Tensor
+
+    @staticmethod
+    def zeros(n_rays: int, device) -> "RaySums":
+        return RaySums(torch.zeros((n_rays, 3), device=device), torch.zeros(n_rays, device=device),
+                       torch.zeros(n_rays, device=device))
+
+    def add(self, sigma: torch.Tensor, rgb: torch.Tensor, samples: PackedSamples, light: torch.Tensor,
+            min_transmittance: float, rays: torch.Tensor | None = None) -> None:
+        """Add samples' weights: sigma (M,), rgb (M, 3), light (M,) the transmittance reaching each
+        (`transmittance`, which carries a ray's optical depth from round to round). Packed ray r
+        adds to sums row rays[r] (default r). Each ray stops at its first sample with less light
+        than min_transmittance; rgb is never read from there on, so it may hold anything there."""
+        if not samples.n_rays:
+            return
+        rays = torch.arange(samples.n_rays, device=sigma.device) if rays is None else rays
+        volume_render.accumulate_no_grad(_float32(sigma), _float32(rgb), _float32(samples.t_starts),
+                                         _float32(samples.t_ends), _float32(light), _int32(samples.offsets),
+                                         _int32(samples.counts), _int32(rays), self.color, self.opacity, self.depth,
+                                         samples.n_rays, min_transmittance)
+
+    def over(self, background: torch.Tensor) -> torch.Tensor:
+        """Colour (R, 3) over per-ray background colours (R, 3)."""
+        return self.color + (1.0 - self.opacity)[:, None] * background
 
 
 class _Composite(torch.autograd.Function):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -17,7 +17,7 @@ from .scenes.cameras import SCENE_CENTRE
 # threads, three renders each among others in one sitting: 4,096 rays 4.31-4.63 s, 16,384 3.52-3.86 s
 # (the same pixels); larger chunks keep both threads busy in the later rounds, where few rays go on.
 _INFERENCE_RAYS = 1 << 14
-FIRST_ROUND_SAMPLES = 16  # samples each ray marches in visible_samples' first round; doubling after
+FIRST_ROUND_SAMPLES = 16  # samples each ray marches in the first round of _march_in_rounds; doubling after
 MIN_MARCH_STEPS = 128
 INSTANT_NGP_CONE_ANGLE = 1.0 / 256
 
@@ -54,12 +54,10 @@ class RenderResult:
 @dataclass
 class VisibleSamples:
     """What Renderer.visible_samples finds: the kept samples, packed ray by ray, with their density
-    sigma (M,) and, when asked for, the density MLP's output (M, 1 + geo_features) and the encode
-    op's result (ops.Encoding); all without gradient."""
+    sigma (M,) and, when asked for, the encode op's result (ops.Encoding); all without gradient."""
 
     samples: ops.PackedSamples
     sigma: torch.Tensor
-    geometry: torch.Tensor | None = None
     encoding: ops.Encoding | None = None
 
     @staticmethod
@@ -82,7 +80,22 @@ class VisibleSamples:
         encoding = None
         if merged["features"] is not None:
             encoding = ops.Encoding(merged["features"], merged["saliency"], merged["unscaled"])
-        return VisibleSamples(samples, merged["sigma"], merged["geometry"], encoding)
+        return VisibleSamples(samples, merged["sigma"], encoding)
+
+
+@dataclass
+class MarchRound:
+    """One round of Renderer._march_in_rounds: the rays still going (indices into the caller's
+    rays) and, packed ray by ray in that order, the samples they marched this round with their
+    density sigma (M,), the density MLP's output (M, 1 + geo_features), the encode op's result and
+    the light reaching each sample, T (M,), counted from each ray's start; all without gradient."""
+
+    rays: torch.Tensor
+    samples: ops.PackedSamples
+    sigma: torch.Tensor
+    geometry: torch.Tensor
+    encoding: ops.Encoding
+    light: torch.Tensor
 
 
 class Renderer:
@@ -119,44 +132,65 @@ class Renderer:
     def infer_rays(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor,
                    saliency: bool = False) -> RenderResult:
         """render_rays without gradients, for whole images: the density MLP runs once per sample
-        marched (its output kept for the colour MLP), the colour MLP only on the samples early
-        termination keeps. saliency (hollow): also composite p(x) with the colour's weights, so
-        that the result's saliency is the saliency of what each ray sees, times its opacity."""
-        visible = self.visible_samples(origins, directions, keep_geometry=True,
-                                       min_transmittance=self.render_min_transmittance)
-        samples = visible.samples
-        rgb = self.field.color(visible.geometry, directions[samples.ray_indices.long()])
-        color, opacity, depth = self.compositor(visible.sigma, rgb, samples, background)
-        result = RenderResult(color, opacity, depth, samples.n_samples)
-        if saliency and self.field.hollow:
-            p = self.field.saliency_at(self.field.to_unit(samples.positions))
-            result.saliency = self.compositor(visible.sigma, p[:, None].expand(-1, 3), samples,
-                                              torch.zeros_like(background))[0][:, 0]
+        marched, the colour MLP only on the samples early termination keeps, and each round of
+        marching is composited as it comes (nothing is gathered across rounds). saliency (hollow):
+        also composite p(x) with the colour's weights, so that the result's saliency is the
+        saliency of what each ray sees, times its opacity."""
+        threshold = self.render_min_transmittance
+        sums = ops.RaySums.zeros(origins.shape[0], origins.device)
+        seen = ops.RaySums.zeros(origins.shape[0], origins.device) if saliency and self.field.hollow else None
+        n_samples = 0
+        for step in self._march_in_rounds(origins, directions, None, threshold):
+            kept = torch.nonzero(step.light >= threshold).squeeze(1)
+            rays = step.rays[step.samples.ray_indices.long()]
+            rgb = torch.empty((step.samples.n_samples, 3), device=origins.device)  # read only where kept
+            rgb[kept] = self.field.color(step.geometry[kept], directions[rays[kept]])
+            sums.add(step.sigma, rgb, step.samples, step.light, threshold, step.rays)
+            if seen is not None:
+                p = self.field.saliency_at(self.field.to_unit(step.samples.positions))
+                seen.add(step.sigma, p[:, None].expand(-1, 3), step.samples, step.light, threshold, step.rays)
+            n_samples += kept.numel()
+        result = RenderResult(sums.over(background), sums.opacity, sums.depth, n_samples)
+        if seen is not None:
+            result.saliency = seen.color[:, 0]
         return result
 
     @torch.no_grad()
     def visible_samples(self, origins: torch.Tensor, directions: torch.Tensor, jitter: torch.Tensor | None = None,
-                        keep_geometry: bool = False, keep_encoding: bool = False,
-                        min_transmittance: float | None = None) -> VisibleSamples:
-        """The samples along rays (R, 3) that early termination keeps, marched in rounds.
+                        keep_encoding: bool = False, min_transmittance: float | None = None) -> VisibleSamples:
+        """The samples along rays (R, 3) that early termination keeps (those still receiving
+        min_transmittance of the light, default the compositor's threshold), marched in rounds
+        (_march_in_rounds). At the compositor's threshold, samples past that point would add
+        nothing to any colour or gradient, so the kept set is what one pass over the whole ray
+        would keep, but the density pass runs only about as far as the light goes. jitter (R,)
+        shifts each ray's first sample (training). keep_encoding: the kept samples' encoding comes
+        back, for a differentiable pass that need not encode them again.
+        """
+        threshold = self.compositor.min_transmittance if min_transmittance is None else min_transmittance
+        kept: list[dict] = []
+        for step in self._march_in_rounds(origins, directions, jitter, threshold):
+            keep = step.light >= threshold
+            samples = step.samples
+            encoding = step.encoding.select(keep) if keep_encoding else ops.Encoding(None)
+            kept.append({"ray": step.rays[samples.ray_indices.long()][keep], "t_starts": samples.t_starts[keep],
+                         "t_ends": samples.t_ends[keep], "positions": samples.positions[keep],
+                         "sigma": step.sigma[keep], "features": encoding.features, "saliency": encoding.saliency,
+                         "unscaled": encoding.unscaled})
+        return VisibleSamples.from_rounds(kept, origins.shape[0], origins.device)
+
+    def _march_in_rounds(self, origins: torch.Tensor, directions: torch.Tensor, jitter: torch.Tensor | None,
+                         threshold: float) -> Iterator[MarchRound]:
+        """Rounds of marching rays (R, 3), each with the density of its samples (no gradient).
 
         Each round marches every ray still going a few samples further (FIRST_ROUND_SAMPLES, then
-        twice as many each round), evaluates their density without gradient, and carries each ray's
-        optical depth on; a ray stops once its transmittance falls below min_transmittance (default:
-        the compositor's threshold) or it leaves the box. At the compositor's threshold, samples
-        past that point would add nothing to any colour or gradient, so the kept set is what one
-        pass over the whole ray would keep, but the density pass runs only about as far as the
-        light goes. jitter (R,) shifts each ray's first sample (training).
-        keep_geometry: the density MLP's output of the kept samples comes back, for colour();
-        keep_encoding: their encoding, for a differentiable pass that need not encode them again.
+        twice as many each round), evaluates their density and the light reaching each, and
+        carries each ray's optical depth on; a ray stops once its transmittance falls below
+        threshold or it leaves the box.
         """
         n_rays = origins.shape[0]
-        device = origins.device
-        threshold = self.compositor.min_transmittance if min_transmittance is None else min_transmittance
         t = ops.ray_starts(origins, directions, self.settings, jitter)
-        optical_depth = torch.zeros(n_rays, device=device)
-        going = torch.arange(n_rays, device=device)
-        kept: list[dict] = []
+        optical_depth = torch.zeros(n_rays, device=origins.device)
+        going = torch.arange(n_rays, device=origins.device)
         marched, round_samples = 0, FIRST_ROUND_SAMPLES
         while going.numel() and marched < self.settings.max_samples:
             limit = min(round_samples, self.settings.max_samples - marched)
@@ -164,16 +198,10 @@ class Renderer:
                                              self.settings, limit, self.occupancy.blocks)
             sigma, geometry, encoding = self.field.density_and_geometry(samples.positions)
             depth = optical_depth[going]
-            keep = ops.transmittance(sigma, samples, depth) >= threshold
-            encoding = encoding.select(keep) if keep_encoding else ops.Encoding(None)
-            kept.append({"ray": going[samples.ray_indices.long()][keep], "t_starts": samples.t_starts[keep],
-                         "t_ends": samples.t_ends[keep], "positions": samples.positions[keep], "sigma": sigma[keep],
-                         "geometry": geometry[keep] if keep_geometry else None, "features": encoding.features,
-                         "saliency": encoding.saliency, "unscaled": encoding.unscaled})
+            yield MarchRound(going, samples, sigma, geometry, encoding, ops.transmittance(sigma, samples, depth))
             optical_depth[going], t[going] = depth, t_next
             going = going[torch.isfinite(t_next) & (torch.exp(-depth) >= threshold)]
             marched, round_samples = marched + limit, 2 * round_samples
-        return VisibleSamples.from_rounds(kept, n_rays, device)
 
     @torch.no_grad()
     def render_view(self, cameras: Cameras, index: int, background=(1.0, 1.0, 1.0), width: int | None = None,

@@ -61,24 +61,35 @@ def scale_features(saliency: ti.template(), features: ti.template(), scaled: ti.
             scaled[i, j] = p * features[i, j]
 
 
+@ti.func
+def kept_at(kept: ti.template(), positions: ti.template(), i: ti.i32):
+    """1 if point i lies in a kept cell of kept (C, C, C) (uint8 over the unit cube), else 0."""
+    position = ti.Vector([positions[i, 0], positions[i, 1], positions[i, 2]])
+    cell, _ = cell_of(position, kept.shape[0])
+    return ti.cast(kept[cell[0], cell[1], cell[2]], ti.f32)
+
+
 @ti.kernel
 def scaled_hash_encode_no_grad(
     positions: ti.types.ndarray(ndim=2),
     table: ti.template(),
     resolutions: ti.template(),
     logits: ti.types.ndarray(ndim=3),
+    kept: ti.types.ndarray(ndim=3),
     saliency: ti.types.ndarray(ndim=1),
     unscaled: ti.types.ndarray(ndim=2),
     scaled: ti.types.ndarray(ndim=2),
     n: ti.i32,
 ):
     """p, f and v = p * f of n points in one kernel on torch tensors, for passes without gradient
-    (the differentiable path runs hash_grid.hash_encode, saliency and scale_features on fields)."""
+    (the differentiable path runs hash_grid.hash_encode, saliency and scale_features on fields);
+    v is zero in the cells kept (C, C, C) clears (HollowNeRF's pruning; one cell of 1: none)."""
     width = ti.static(table.shape[2])
     for i in range(n):
         saliency[i] = point_saliency(positions, logits, i)
     for level, i in ti.ndrange(table.shape[0], n):
         value = level_features(positions, table, resolutions, level, i)
+        scale = saliency[i] * kept_at(kept, positions, i)
         for f in ti.static(range(width)):
             unscaled[i, level * width + f] = value[f]
-            scaled[i, level * width + f] = saliency[i] * value[f]
+            scaled[i, level * width + f] = scale * value[f]

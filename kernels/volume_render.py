@@ -1,5 +1,6 @@
-"""Alpha compositing over packed samples (nerfacc-style), in three differentiable kernels, and the
-same forward in one kernel that walks each ray (composite_no_grad, for rendering).
+"""Alpha compositing over packed samples (nerfacc-style), in three differentiable kernels, and for
+rendering without gradient the light reaching each sample (transmittance) and the weighted sums
+walked ray by ray (accumulate_no_grad), a round of marching at a time.
 
 A ray's samples are contiguous and sorted by t: ray r owns samples offsets[r] .. offsets[r]+counts[r]-1,
 and ray_index[s] names the ray of sample s. With x_s = sigma_s * dt_s:
@@ -80,29 +81,29 @@ def transmittance(sigma: ti.types.ndarray(ndim=1), dt: ti.types.ndarray(ndim=1),
 
 
 @ti.kernel
-def composite_no_grad(sigma: ti.types.ndarray(ndim=1), rgb: ti.types.ndarray(ndim=2),
-                      t_starts: ti.types.ndarray(ndim=1), t_ends: ti.types.ndarray(ndim=1),
-                      offsets: ti.types.ndarray(ndim=1), counts: ti.types.ndarray(ndim=1),
-                      background: ti.types.ndarray(ndim=2), color: ti.types.ndarray(ndim=2),
-                      opacity: ti.types.ndarray(ndim=1), depth: ti.types.ndarray(ndim=1), n_rays: ti.i32,
-                      min_transmittance: ti.f32):
-    """optical_depth, accumulate and add_background in one pass ray by ray, on torch tensors, for
-    rendering without gradient (no per-ray atomics, no copies through fields); a ray stops at its
-    first sample below min_transmittance, past which accumulate adds nothing."""
+def accumulate_no_grad(sigma: ti.types.ndarray(ndim=1), rgb: ti.types.ndarray(ndim=2),
+                       t_starts: ti.types.ndarray(ndim=1), t_ends: ti.types.ndarray(ndim=1),
+                       light: ti.types.ndarray(ndim=1), offsets: ti.types.ndarray(ndim=1),
+                       counts: ti.types.ndarray(ndim=1), rays: ti.types.ndarray(ndim=1),
+                       color: ti.types.ndarray(ndim=2), opacity: ti.types.ndarray(ndim=1),
+                       depth: ti.types.ndarray(ndim=1), n_rays: ti.i32, min_transmittance: ti.f32):
+    """accumulate ray by ray on torch tensors, for rendering without gradient, adding into running
+    sums so that a ray marched in rounds is composited a round at a time: packed ray r adds to
+    rays[r] of color (without background), opacity and depth. light[s] is T_s (`transmittance`
+    below, which carries each ray's optical depth across rounds). A ray stops at its first sample
+    below min_transmittance: no later sample adds anything, and their rgb is never read."""
     for r in range(n_rays):
-        running, ray_opacity, ray_depth = 0.0, 0.0, 0.0
+        ray_opacity, ray_depth = 0.0, 0.0
         ray_color = ti.Vector([0.0, 0.0, 0.0])
         for s in range(offsets[r], offsets[r] + counts[r]):
-            transmittance = ti.exp(-running)
-            if transmittance < min_transmittance:
+            if light[s] < min_transmittance:
                 break
-            dt = t_ends[s] - t_starts[s]
-            weight = transmittance * (1.0 - ti.exp(-sigma[s] * dt))
+            weight = light[s] * (1.0 - ti.exp(-sigma[s] * (t_ends[s] - t_starts[s])))
             ray_opacity += weight
             ray_depth += weight * (t_starts[s] + t_ends[s]) * 0.5
             ray_color += weight * ti.Vector([rgb[s, 0], rgb[s, 1], rgb[s, 2]])
-            running += sigma[s] * dt
+        target = rays[r]
+        opacity[target] += ray_opacity
+        depth[target] += ray_depth
         for c in ti.static(range(3)):
-            color[r, c] = ray_color[c] + (1.0 - ray_opacity) * background[r, c]
-        opacity[r] = ray_opacity
-        depth[r] = ray_depth
+            color[target, c] += ray_color[c]

@@ -84,3 +84,28 @@ def test_saliency_scaled_encoding_without_gradient_matches_the_reference(arch):
     torch.testing.assert_close(encoding.saliency.cpu().double(), expected_saliency, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(encoder.saliency(positions, logits).cpu().double(), expected_saliency,
                                atol=1e-6, rtol=1e-5)
+
+
+def test_pruned_cells_encode_to_zero_alike_with_and_without_gradient(arch):
+    """With kept cells, v is zero in every cell they clear: the no-grad kernel applies them itself,
+    the differentiable path masks in torch (ops.kept_at); both must prune the same points, those
+    on cell faces and outside the cube included, and leave p and f as they were."""
+    generator = torch.Generator().manual_seed(3)
+    encoder = ops.HashEncoder(levels=3, features_per_level=2, log2_table=8, base_resolution=3,
+                              finest_resolution=20)
+    values = torch.rand(encoder.table_shape, generator=generator) * 2 - 1
+    faces = torch.tensor([[0.25, 0.5, 0.75], [0.5, 0.25, 0.0], [1.0, 1.0, 1.0], [-0.5, 0.5, 1.5]])
+    positions = torch.cat([torch.rand(400, 3, generator=generator), faces])
+    logits = torch.randn(5, 5, 5, generator=generator)
+    kept = torch.rand(4, 4, 4, generator=generator) < 0.5
+    table = table_of(encoder, values)
+    with torch.no_grad():
+        plain = encoder(positions, table, logits)
+        pruned = encoder(positions, table, logits, kept=kept.to(plain.features.device))
+    differentiable = encoder(positions, table, logits.requires_grad_(), kept=kept.to(plain.features.device))
+    in_kept = ops.kept_at(positions, kept).cpu()
+    assert 50 < int(in_kept.sum()) < 350  # both kinds of point, so the test can tell
+    expected = plain.features.cpu() * in_kept[:, None]
+    torch.testing.assert_close(pruned.features.cpu(), expected, atol=0, rtol=0)
+    torch.testing.assert_close(differentiable.features.detach().cpu(), expected, atol=1e-6, rtol=1e-5)
+    assert torch.equal(pruned.saliency, plain.saliency) and torch.equal(pruned.unscaled, plain.unscaled)
