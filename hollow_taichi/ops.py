@@ -79,9 +79,10 @@ class HashTable:
 
 @dataclass
 class Encoding:
-    """What the encode op computed for N points: features (N, L*F) (v = p * f for hollow), the
-    saliency p (N,) and the unscaled hash features f (N, L*F) (hollow; None for ngp). A no-grad
-    call's Encoding can be handed to a differentiable call on the same points (HashEncoder's cached)."""
+    """What the encode op computed for N points: features (N, L*F) (v = p * f for hollow, zero in
+    pruned cells), the saliency p (N,) and the unscaled hash features f (N, L*F) (hollow; None for
+    ngp; neither pruned). A no-grad call's Encoding can be handed to a differentiable call on the
+    same points (HashEncoder's cached)."""
 
     features: torch.Tensor
     saliency: torch.Tensor | None = None
