@@ -101,8 +101,9 @@ def test_pruned_cells_encode_to_zero_alike_with_and_without_gradient(arch):
     table = table_of(encoder, values)
     with torch.no_grad():
         plain = encoder(positions, table, logits)
-        pruned = encoder(positions, table, logits, kept=kept.to(plain.features.device))
-    differentiable = encoder(positions, table, logits.requires_grad_(), kept=kept.to(plain.features.device))
+        kept = kept.to(plain.features.device)  # the backend's device, where the field keeps its cells
+        pruned = encoder(positions, table, logits, kept=kept)
+    differentiable = encoder(positions, table, logits.requires_grad_(), kept=kept)
     in_kept = ops.kept_at(positions, kept).cpu()
     assert 50 < int(in_kept.sum()) < 350  # both kinds of point, so the test can tell
     expected = plain.features.cpu() * in_kept[:, None]
