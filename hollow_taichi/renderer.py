@@ -142,9 +142,9 @@ class Renderer:
         n_samples = 0
         for step in self._march_in_rounds(origins, directions, None, threshold):
             kept = torch.nonzero(step.light >= threshold).squeeze(1)
-            rays = step.rays[step.samples.ray_indices.long()]
             rgb = torch.empty((step.samples.n_samples, 3), device=origins.device)  # read only where kept
-            rgb[kept] = self.field.color(step.geometry[kept], directions[rays[kept]])
+            kept_rays = step.rays[step.samples.ray_indices[kept].long()]
+            rgb[kept] = self.field.color(step.geometry[kept], directions[kept_rays])
             sums.add(step.sigma, rgb, step.samples, step.light, threshold, step.rays)
             if seen is not None:
                 p = self.field.saliency_at(self.field.to_unit(step.samples.positions))
@@ -172,7 +172,7 @@ class Renderer:
             keep = step.light >= threshold
             samples = step.samples
             encoding = step.encoding.select(keep) if keep_encoding else ops.Encoding(None)
-            kept.append({"ray": step.rays[samples.ray_indices.long()][keep], "t_starts": samples.t_starts[keep],
+            kept.append({"ray": step.rays[samples.ray_indices[keep].long()], "t_starts": samples.t_starts[keep],
                          "t_ends": samples.t_ends[keep], "positions": samples.positions[keep],
                          "sigma": step.sigma[keep], "features": encoding.features, "saliency": encoding.saliency,
                          "unscaled": encoding.unscaled})
