@@ -80,9 +80,10 @@ class HashTable:
 @dataclass
 class Encoding:
     """What the encode op computed for N points: features (N, L*F) (v = p * f for hollow, zero in
-    pruned cells), the saliency p (N,) and the unscaled hash features f (N, L*F) (hollow; None for
-    ngp; neither pruned). A no-grad call's Encoding can be handed to a differentiable call on the
-    same points (HashEncoder's cached)."""
+    pruned cells), the saliency p (N,) and the unscaled hash features f (N, L*F) (hollow; neither
+    pruned; both None for ngp, and f None from a no-grad call not made reusable). A no-grad call's
+    Encoding can be handed to a differentiable call on the same points (HashEncoder's cached; for
+    hollow one made with reusable=True)."""
 
     features: torch.Tensor
     saliency: torch.Tensor | None = None
@@ -136,13 +137,17 @@ class HashEncoder:
         return table
 
     def __call__(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None = None,
-                 cached: Encoding | None = None, kept: torch.Tensor | None = None) -> Encoding:
+                 cached: Encoding | None = None, kept: torch.Tensor | None = None, reusable: bool = False) -> Encoding:
         """kept (C, C, C) bool (with logits): the cells of the unit cube whose points keep their
-        features; elsewhere v = 0 (HollowNeRF's pruning), in the Encoding's features too."""
+        features; elsewhere v = 0 (HollowNeRF's pruning), in the Encoding's features too.
+        reusable: a no-grad call whose Encoding a differentiable call will get as `cached`; with
+        logits it then also holds f, which that call's backward reads (other no-grad calls skip f)."""
         # Inputs moved to the device here, where autograd sees it, so gradients return to the caller's device.
         logits = None if logits is None else _float32(logits)
         if cached is None and not torch.is_grad_enabled():
-            return self._encode_no_grad(_float32(positions), table, logits, kept)
+            return self._encode_no_grad(_float32(positions), table, logits, kept, reusable)
+        if cached is not None and logits is not None and cached.unscaled is None:
+            raise ValueError("a cached Encoding of a hollow encoder must hold f: make it with reusable=True")
         features, saliency, unscaled = _HashEncode.apply(_float32(positions), table.grad_anchor, logits, table,
                                                          self, cached)
         if logits is None:
@@ -152,22 +157,23 @@ class HashEncoder:
         return Encoding(features, saliency, unscaled)
 
     def _encode_no_grad(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
-                        kept: torch.Tensor | None) -> Encoding:
+                        kept: torch.Tensor | None, reusable: bool) -> Encoding:
         """The Encoding of points (N, 3) for a pass without gradient, by kernels that write torch
         tensors in place (the differentiable path copies through Taichi fields); the pruning is
-        applied in the same kernel."""
-        n = positions.shape[0]
-        unscaled = torch.empty((n, self.output_dim), device=positions.device)
+        applied in the same kernel. Hollow: f only if reusable (see __call__)."""
+        n, device = positions.shape[0], positions.device
         if logits is None:
+            features = torch.empty((n, self.output_dim), device=device)
             if n:
-                hash_grid.hash_encode_no_grad(positions, table.field, self._resolutions, unscaled, n)
-            return Encoding(unscaled)
-        saliency, scaled = torch.empty(n, device=positions.device), torch.empty_like(unscaled)
-        kept = torch.ones((1, 1, 1), dtype=torch.bool, device=positions.device) if kept is None else kept
+                hash_grid.hash_encode_no_grad(positions, table.field, self._resolutions, features, n)
+            return Encoding(features)
+        saliency, scaled = torch.empty(n, device=device), torch.empty((n, self.output_dim), device=device)
+        unscaled = torch.empty_like(scaled) if reusable else torch.empty((1, 1), device=device)
+        kept = torch.ones((1, 1, 1), dtype=torch.bool, device=device) if kept is None else kept
         if n:
             saliency_grid.scaled_hash_encode_no_grad(positions, table.field, self._resolutions, logits.detach(),
-                                                     kept.to(torch.uint8), saliency, unscaled, scaled, n)
-        return Encoding(scaled, saliency, unscaled)
+                                                     kept.to(torch.uint8), saliency, unscaled, scaled, n, reusable)
+        return Encoding(scaled, saliency, unscaled if reusable else None)
 
     def saliency(self, positions: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """p (N,) = sigmoid(trilerp(logits, x)) at points (N, 3) of the unit cube; no gradient."""

@@ -168,7 +168,7 @@ class Renderer:
         """
         threshold = self.compositor.min_transmittance if min_transmittance is None else min_transmittance
         kept: list[dict] = []
-        for step in self._march_in_rounds(origins, directions, jitter, threshold):
+        for step in self._march_in_rounds(origins, directions, jitter, threshold, reusable=keep_encoding):
             keep = step.light >= threshold
             samples = step.samples
             encoding = step.encoding.select(keep) if keep_encoding else ops.Encoding(None)
@@ -179,13 +179,14 @@ class Renderer:
         return VisibleSamples.from_rounds(kept, origins.shape[0], origins.device)
 
     def _march_in_rounds(self, origins: torch.Tensor, directions: torch.Tensor, jitter: torch.Tensor | None,
-                         threshold: float) -> Iterator[MarchRound]:
+                         threshold: float, reusable: bool = False) -> Iterator[MarchRound]:
         """Rounds of marching rays (R, 3), each with the density of its samples (no gradient).
 
         Each round marches every ray still going a few samples further (FIRST_ROUND_SAMPLES, then
         twice as many each round), evaluates their density and the light reaching each, and
         carries each ray's optical depth on; a ray stops once its transmittance falls below
-        threshold or it leaves the box.
+        threshold or it leaves the box. reusable: the rounds' encodings are for a differentiable
+        pass to reuse (HollowField.encode).
         """
         n_rays = origins.shape[0]
         t = ops.ray_starts(origins, directions, self.settings, jitter)
@@ -196,7 +197,7 @@ class Renderer:
             limit = min(round_samples, self.settings.max_samples - marched)
             samples, t_next = ops.march_from(origins[going], directions[going], t[going], self.occupancy.bitfield,
                                              self.settings, limit, self.occupancy.blocks)
-            sigma, geometry, encoding = self.field.density_and_geometry(samples.positions)
+            sigma, geometry, encoding = self.field.density_and_geometry(samples.positions, reusable=reusable)
             depth = optical_depth[going]
             yield MarchRound(going, samples, sigma, geometry, encoding, ops.transmittance(sigma, samples, depth))
             optical_depth[going], t[going] = depth, t_next

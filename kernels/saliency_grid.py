@@ -80,10 +80,14 @@ def scaled_hash_encode_no_grad(
     unscaled: ti.types.ndarray(ndim=2),
     scaled: ti.types.ndarray(ndim=2),
     n: ti.i32,
+    write_unscaled: ti.template(),
 ):
-    """p, f and v = p * f of n points in one kernel on torch tensors, for passes without gradient
-    (the differentiable path runs hash_grid.hash_encode, saliency and scale_features on fields);
-    v is zero in the cells kept (C, C, C) clears (HollowNeRF's pruning; one cell of 1: none)."""
+    """p, v = p * f and, with write_unscaled, f of n points in one kernel on torch tensors, for
+    passes without gradient (the differentiable path runs hash_grid.hash_encode, saliency and
+    scale_features on fields); v is zero in the cells kept (C, C, C) clears (HollowNeRF's pruning;
+    one cell of 1: none). Only a pass whose encoding a differentiable pass reuses needs f (its
+    backward reads it); the others skip writing it: 2^18 points of a Lego render, 2^17 table, 2
+    threads, 25 alternating calls: median 169 ms against 220 ms with f."""
     width = ti.static(table.shape[2])
     for i in range(n):
         saliency[i] = point_saliency(positions, logits, i)
@@ -91,5 +95,6 @@ def scaled_hash_encode_no_grad(
         value = level_features(positions, table, resolutions, level, i)
         scale = saliency[i] * kept_at(kept, positions, i)
         for f in ti.static(range(width)):
-            unscaled[i, level * width + f] = value[f]
+            if ti.static(write_unscaled):
+                unscaled[i, level * width + f] = value[f]
             scaled[i, level * width + f] = scale * value[f]

@@ -76,6 +76,7 @@ def test_reusing_the_visibility_pass_encoding_changes_no_gradient(device, method
 
     fresh, fresh_grads = gradients(None)
     reused, reused_grads = gradients(visible.encoding)
+    assert renderer.visible_samples(origins, directions).encoding is None  # only kept when asked for
     assert positions.shape[0] > 0 and fresh_grads[0].abs().sum() > 0
     torch.testing.assert_close(reused, fresh, atol=1e-6, rtol=1e-5)
     assert len(reused_grads) == len(fresh_grads) == 1 + 10 + (method == "hollow")  # table, MLPs, logits
