@@ -94,6 +94,11 @@ class TrainConfig:
     lr_decay_start: float = 0.8  # fraction of the budget trained at the full learning rate
     lr_final_fraction: float = 0.1  # then it decays exponentially to lr * this at the end
     weight_decay: float = 1e-6  # on MLP weights
+    # Weight of Mip-NeRF 360's distortion loss (losses.distortion_loss) beside the colour's MSE; 0: off.
+    # builtin:room, 10 minutes, pairs side by side (BENCHMARKS.md, "Torch's threads beside Taichi's"):
+    # 1e-3 halved the samples a ray keeps but cost 0.68 / 0.97 / 1.00 dB held out (the last at equal
+    # steps, 1048 against 1043: 25.78 against 26.77); 1e-4 cost 0.62 with 13% fewer steps. Off.
+    distortion_weight: float = 0.0
     march_steps: int | None = None  # finest steps per unit-cube diagonal; None: one per pixel footprint
     cone_angle: float | None = None  # steps grow as t * this (aabb_scale > 1); None: renderer.cone_angle_for
     # Captures (cameras inside a large box) as Instant-NGP trains and renders them (its testbed.h
@@ -129,6 +134,8 @@ class TrainConfig:
             raise RunError(f"--steps must be at least 1, got {self.steps}")
         if self.minutes is not None and not (self.minutes > 0 and math.isfinite(self.minutes)):
             raise RunError(f"--minutes must be a positive number, got {self.minutes}")
+        if not (self.distortion_weight >= 0 and math.isfinite(self.distortion_weight)):
+            raise RunError(f"distortion_weight must be a non-negative number, got {self.distortion_weight}")
         if not (self.checkpoint_minutes >= 0 and math.isfinite(self.checkpoint_minutes)):
             raise RunError(f"--checkpoint-minutes must be a non-negative number, got {self.checkpoint_minutes}")
         if not 8 <= self.field.log2_table <= 24:

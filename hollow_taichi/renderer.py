@@ -7,7 +7,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from . import ops
+from . import losses, ops
 from .field import HollowField
 from .occupancy import INSTANT_NGP_STEPS, OccupancyGrid
 from .scenes import Cameras
@@ -49,6 +49,7 @@ class RenderResult:
     n_samples: int
     mean_saliency: torch.Tensor | None = None  # () mean p over the field's samples (hollow, samples > 0)
     saliency: torch.Tensor | None = None  # (R,) sum of weight * p(x) along each ray (infer_rays, hollow, if asked)
+    distortion: torch.Tensor | None = None  # () losses.distortion_loss over the rays (render_rays, if asked)
 
 
 @dataclass
@@ -114,8 +115,9 @@ class Renderer:
         self.compositor = ops.Compositor()
 
     def render_rays(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor,
-                    jitter: torch.Tensor | None = None) -> RenderResult:
-        """Render rays (R, 3) over per-ray background colours (R, 3); differentiable.
+                    jitter: torch.Tensor | None = None, distortion: bool = False) -> RenderResult:
+        """Render rays (R, 3) over per-ray background colours (R, 3); differentiable. With
+        `distortion`, the result carries the distortion loss of the rays' samples too.
 
         The field (and its backward) runs only on the samples early termination keeps
         (visible_samples); which samples those are is found without gradient, and their encoding
@@ -126,7 +128,8 @@ class Renderer:
         sigma, rgb, saliency = self.field(samples.positions, directions[samples.ray_indices.long()], visible.encoding)
         color, opacity, depth = self.compositor(sigma, rgb, samples, background)
         mean_saliency = saliency.mean() if saliency is not None and saliency.numel() else None
-        return RenderResult(color, opacity, depth, samples.n_samples, mean_saliency)
+        spread = losses.distortion_loss(sigma, samples) if distortion else None
+        return RenderResult(color, opacity, depth, samples.n_samples, mean_saliency, distortion=spread)
 
     @torch.no_grad()
     def infer_rays(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor,

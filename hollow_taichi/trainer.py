@@ -309,10 +309,13 @@ class Trainer:
         self._harden_saliency()
         origins, directions, background, target = self.sample_batch(self.rays_per_step)
         jitter = torch.rand(origins.shape[0], generator=self.generator).to(self.device)
-        result = self.renderer.render_rays(origins, directions, background, jitter)
+        distortion_weight = self.config.distortion_weight
+        result = self.renderer.render_rays(origins, directions, background, jitter, distortion=distortion_weight > 0)
         self._set_learning_rates(result.mean_saliency)
         mse = torch.mean((result.color - target) ** 2)
         loss = mse
+        if result.distortion is not None:
+            loss = loss + distortion_weight * result.distortion
         if self.admm_active():
             loss = loss + self.admm.penalty(self.field.saliency_probabilities())
         if not torch.isfinite(loss):
