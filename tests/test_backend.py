@@ -1,5 +1,11 @@
 """Backend choice: --arch auto skips Vulkan without a GPU, and a kernel the device refuses becomes one
-error line naming the backend, not a traceback."""
+error line naming the backend, not a traceback; torch's OpenMP threads sleep between ops unless the
+user says otherwise."""
+import os
+import subprocess
+import sys
+
+import pytest
 from scenes_util import error_line, run_cli, tiny_scene
 
 from hollow_taichi import backend
@@ -29,3 +35,14 @@ def test_a_table_too_large_for_lavapipe_is_one_error_line(tmp_path, vulkan):
         assert result.exit_code == 0, result.output
     else:
         assert "vulkan device refused to run a kernel" in error_line(result)
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_importing_the_package_makes_torchs_threads_sleep_before_torch_loads(given, expected):
+    """libgomp reads OMP_WAIT_POLICY once, when torch loads it: the package must set it before then."""
+    environment = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    if given is not None:
+        environment["OMP_WAIT_POLICY"] = given
+    probe = "import os, sys, hollow_taichi; print('torch' in sys.modules, os.environ['OMP_WAIT_POLICY'])"
+    result = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", expected]
