@@ -21,7 +21,8 @@ def segmented_exclusive_cumsum(values: torch.Tensor, samples: PackedSamples) -> 
     """For each sample, the sum of `values` (M,) over the earlier samples of its ray, in float64:
     one cumulative sum over all samples, less its value at the ray's first sample (float32 would
     lose the small per-ray sums against the running total of thousands of rays)."""
-    running = torch.cumsum(values.double(), 0) - values.double()
+    values = values.double()
+    running = torch.cumsum(values, 0) - values
     return running - running[samples.offsets.long()[samples.ray_indices.long()]]
 
 
