@@ -1,0 +1,271 @@
+"""The hash encoding with HollowNeRF's saliency scaling (kernels.hash_grid, kernels.saliency_grid):
+the table, the encoder and its autograd bridge."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import taichi as ti
+import torch
+
+from .. import backend
+from ..backend import FieldBuffer, ParameterField
+from ..kernels import hash_grid, saliency_grid
+from .tensors import float32
+
+
+def level_resolutions(levels: int, base_resolution: int, finest_resolution: int) -> list[int]:
+    """Grid resolution per level: a geometric series from base to finest (Instant-NGP)."""
+    if levels == 1:
+        return [base_resolution]
+    growth = math.exp((math.log(finest_resolution) - math.log(base_resolution)) / (levels - 1))
+    return [int(math.floor(base_resolution * growth**level)) for level in range(levels)]
+
+
+class HashTable:
+    """The hash grid's feature table (L, T, F): one Taichi field, with its gradient, for the whole run.
+
+    The encoder's kernels read it where it is, their autodiff accumulates into its gradient in place,
+    and TableAdam updates it in place and resets the gradient; no training step copies the table
+    between torch and Taichi. Torch sees it through read() and write() (checkpoints, export, tests).
+    """
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = tuple(shape)
+        self.field = ti.field(ti.f32, shape=self.shape, needs_grad=True)
+        # Autograd runs a Function's backward only if a tensor input requires grad; the table is no
+        # torch tensor, so this empty one stands for it in the graph (see _HashEncode).
+        self.grad_anchor = torch.zeros(0, requires_grad=True)
+
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def read(self) -> torch.Tensor:
+        """A torch copy of the table (L, T, F)."""
+        return self.field.to_torch(device=backend.device())
+
+    def write(self, values: torch.Tensor) -> None:
+        """Replace the table with `values` (L, T, F)."""
+        if tuple(values.shape) != self.shape:
+            raise ValueError(f"table of shape {tuple(values.shape)} does not fit {self.shape}")
+        self.field.from_torch(float32(values))
+
+    def read_grad(self) -> torch.Tensor:
+        """A torch copy of the gradient accumulated since the last optimizer step (or zero_grad)."""
+        return self.field.grad.to_torch(device=backend.device())
+
+    def zero_grad(self) -> None:
+        self.field.grad.fill(0)
+
+
+@dataclass
+class Encoding:
+    """What the encode op computed for N points: features (N, L*F) (v = p * f for hollow, zero in
+    pruned cells), the saliency p (N,) and the unscaled hash features f (N, L*F) (hollow; neither
+    pruned; both None for ngp, and f None from a no-grad call not made reusable). A no-grad call's
+    Encoding can be handed to a differentiable call on the same points (HashEncoder's cached; for
+    hollow one made with reusable=True)."""
+
+    features: torch.Tensor
+    saliency: torch.Tensor | None = None
+    unscaled: torch.Tensor | None = None
+
+    def select(self, keep: torch.Tensor) -> "Encoding":
+        """The rows where keep (N,) bool (or an index tensor) selects."""
+        return Encoding(*(None if part is None else part[keep] for part in (self.features, self.saliency, self.unscaled)))
+
+
+class HashEncoder:
+    """Multiresolution hash encoding of points in the unit cube, optionally scaled by HollowNeRF's
+    saliency: v = sigmoid(trilerp(G, x)) * f(x).
+
+    Call with positions (N, 3) in [0, 1]^3, a HashTable of shape table_shape and, for the saliency,
+    logits G (R, R, R) (a vertex grid over the unit cube); returns an Encoding: features (N, L*F),
+    level-major, and for the saliency p (N,) and f (N, L*F), which carry no gradient. Gradients of
+    the features accumulate into the table's gradient field and flow to the logits and, when
+    positions require grad, to the positions. With `cached`, the Encoding a no-grad call returned
+    for the same points, table and logits, the forward reuses it instead of running the kernels.
+    """
+
+    def __init__(self, levels: int = 16, features_per_level: int = 2, log2_table: int = 19,
+                 base_resolution: int = 16, finest_resolution: int = 2048):
+        self.levels = levels
+        self.features_per_level = features_per_level
+        self.table_size = 1 << log2_table
+        self.resolutions = level_resolutions(levels, base_resolution, finest_resolution)
+        self.table_shape = (levels, self.table_size, features_per_level)
+        self.output_dim = levels * features_per_level
+        self._resolutions = ti.field(ti.i32, shape=levels)
+        self._resolutions.from_torch(torch.tensor(self.resolutions, dtype=torch.int32))
+        self._positions = FieldBuffer(ti.f32, (3,))
+        self._positions_with_grad = FieldBuffer(ti.f32, (3,), needs_grad=True)
+        self._saliency = FieldBuffer(ti.f32, needs_grad=True)
+        self._features = FieldBuffer(ti.f32, (self.output_dim,), needs_grad=True)
+        self._scaled = FieldBuffer(ti.f32, (self.output_dim,), needs_grad=True)
+        self._logits: ParameterField | None = None
+
+    def addressable_rows(self) -> list[int]:
+        """Per level, how many table rows the level can ever read: (res+1)^3 for a dense level (its
+        vertices fit the table), the whole table for a hashed one. Rows past a dense level's
+        vertices are allocated (one (L, T, F) table) but never read, so they are no parameters."""
+        return [min((resolution + 1) ** 3, self.table_size) for resolution in self.resolutions]
+
+    def new_table(self, generator: torch.Generator | None = None) -> HashTable:
+        """A table initialised U(-1e-4, 1e-4), as Instant-NGP's."""
+        table = HashTable(self.table_shape)
+        values = torch.rand(self.table_shape, generator=generator, dtype=torch.float32)
+        table.write((values * 2 - 1) * 1e-4)
+        return table
+
+    def __call__(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None = None,
+                 cached: Encoding | None = None, kept: torch.Tensor | None = None, reusable: bool = False) -> Encoding:
+        """kept (C, C, C) bool (with logits): the cells of the unit cube whose points keep their
+        features; elsewhere v = 0 (HollowNeRF's pruning), in the Encoding's features too.
+        reusable: a no-grad call whose Encoding a differentiable call will get as `cached`; with
+        logits it then also holds f, which that call's backward reads (other no-grad calls skip f)."""
+        # Inputs moved to the device here, where autograd sees it, so gradients return to the caller's device.
+        logits = None if logits is None else float32(logits)
+        if cached is None and not torch.is_grad_enabled():
+            return self._encode_no_grad(float32(positions), table, logits, kept, reusable)
+        if cached is not None and logits is not None and cached.unscaled is None:
+            raise ValueError("a cached Encoding of a hollow encoder must hold f: make it with reusable=True")
+        features, saliency, unscaled = _HashEncode.apply(float32(positions), table.grad_anchor, logits, table,
+                                                         self, cached)
+        if logits is None:
+            return Encoding(features)
+        if kept is not None:
+            features = features * kept_at(positions, kept)[:, None]
+        return Encoding(features, saliency, unscaled)
+
+    def _encode_no_grad(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
+                        kept: torch.Tensor | None, reusable: bool) -> Encoding:
+        """The Encoding of points (N, 3) for a pass without gradient, by kernels that write torch
+        tensors in place (the differentiable path copies through Taichi fields); the pruning is
+        applied in the same kernel. Hollow: f only if reusable (see __call__)."""
+        n, device = positions.shape[0], positions.device
+        if logits is None:
+            features = torch.empty((n, self.output_dim), device=device)
+            if n:
+                hash_grid.hash_encode_no_grad(positions, table.field, self._resolutions, features, n)
+            return Encoding(features)
+        saliency, scaled = torch.empty(n, device=device), torch.empty((n, self.output_dim), device=device)
+        unscaled = torch.empty_like(scaled) if reusable else torch.empty((1, 1), device=device)
+        kept = torch.ones((1, 1, 1), dtype=torch.bool, device=device) if kept is None else kept
+        if n:
+            saliency_grid.scaled_hash_encode_no_grad(positions, table.field, self._resolutions, logits.detach(),
+                                                     kept.to(torch.uint8), saliency, unscaled, scaled, n, reusable)
+        return Encoding(scaled, saliency, unscaled if reusable else None)
+
+    def saliency(self, positions: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """p (N,) = sigmoid(trilerp(logits, x)) at points (N, 3) of the unit cube; no gradient."""
+        positions = float32(positions)
+        n = positions.shape[0]
+        saliency = torch.empty(n, device=positions.device)
+        if n:
+            saliency_grid.saliency_no_grad(positions, float32(logits.detach()), saliency, n)
+        return saliency
+
+    def reserve(self, n: int, logits: torch.Tensor | None, with_grad: bool) -> None:
+        """Make now every buffer forward and backward passes over n points use, and bring the
+        logits' Taichi copy up to date. Taichi makes fields only on the thread that started it (on
+        CUDA it asserts otherwise), and torch runs CUDA backward passes on a thread of its own; a
+        forward that reuses a cached Encoding runs no kernel, yet must call this."""
+        self._position_buffer(with_grad).reserve(n)
+        self._features.reserve(n)
+        if logits is not None:
+            self._saliency.reserve(n)
+            self._scaled.reserve(n)
+            self._logit_field(logits)
+
+    def _logit_field(self, logits: torch.Tensor):
+        """The logits' Taichi copy, refreshed if they changed since the last call."""
+        if self._logits is None or self._logits.field.shape != tuple(logits.shape):
+            self._logits = ParameterField(tuple(logits.shape))
+        return self._logits.sync(logits)
+
+    def _position_buffer(self, with_grad: bool) -> FieldBuffer:
+        return self._positions_with_grad if with_grad else self._positions
+
+    def forward(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
+                with_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(v (N, L*F), p (N,), f (N, L*F): the unscaled hash features, which backward reads); p and
+        f are empty for ngp."""
+        n = positions.shape[0]
+        self.reserve(n, logits, with_grad)
+        position_field = self._position_buffer(with_grad).load(positions)
+        hash_grid.hash_encode(position_field, table.field, self._resolutions, self._features.field, n)
+        if logits is None:
+            empty = torch.empty(0, device=backend.device())
+            return self._features.read(n), empty, empty
+        saliency_grid.saliency(position_field, self._logits.field, self._saliency.field, n)
+        saliency_grid.scale_features(self._saliency.field, self._features.field, self._scaled.field, n)
+        return self._scaled.read(n), self._saliency.read(n), self._features.read(n)
+
+    def backward(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
+                 unscaled: torch.Tensor, grad_features: torch.Tensor,
+                 with_grad: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Adds the table's gradient into its field; returns the gradients of positions and logits.
+        unscaled: forward's f (hollow), which the scaling's adjoint reads."""
+        n = positions.shape[0]
+        buffer = self._position_buffer(with_grad)
+        position_field = buffer.load(positions)
+        if with_grad:
+            buffer.zero_grad(n)
+        grad_logits = None
+        if logits is None:
+            features = self._features.reserve(n)
+            self._features.load_grad(float32(grad_features))
+        else:
+            features, saliency, scaled = self._features.load(unscaled), self._saliency.reserve(n), self._scaled.reserve(n)
+            logit_field = self._logit_field(logits)
+            saliency_grid.saliency(position_field, logit_field, saliency, n)
+            self._scaled.load_grad(float32(grad_features))
+            self._features.zero_grad(n)
+            self._saliency.zero_grad(n)
+            self._logits.zero_grad()
+            saliency_grid.scale_features.grad(saliency, features, scaled, n)
+            saliency_grid.saliency.grad(position_field, logit_field, saliency, n)
+            grad_logits = self._logits.read_grad()
+        _hash_encode_for_backward().grad(position_field, table.field, self._resolutions, features, n)
+        return (buffer.read_grad(n) if with_grad else None), grad_logits
+
+
+def kept_at(positions: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: whether unit-cube points (N, 3) lie in a cell that kept (C, C, C) bool keeps.
+
+    The cell is found as the kernels find it (float32, clamped: kernels.hash_grid.cell_of), so the
+    no-grad encoding prunes exactly the points this does.
+    """
+    cells = kept.shape[0]
+    index = torch.floor(float32(positions).clamp(0.0, 1.0) * cells).long().clamp(max=cells - 1)
+    return kept[index[:, 0], index[:, 1], index[:, 2]]
+
+
+def _hash_encode_for_backward():
+    """The encoding kernel whose autodiff is the backward: on the CPU its one-thread twin (faster
+    there: see kernels.hash_grid.hash_encode_one_thread)."""
+    return hash_grid.hash_encode_one_thread if backend.active() == "cpu" else hash_grid.hash_encode
+
+
+class _HashEncode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, positions, grad_anchor, logits, table: HashTable, encoder: HashEncoder, cached: Encoding | None):
+        ctx.encoder, ctx.table = encoder, table
+        ctx.positions_need_grad = positions.requires_grad
+        if cached is None:
+            scaled, saliency, unscaled = encoder.forward(positions, table, logits, positions.requires_grad)
+        else:
+            encoder.reserve(positions.shape[0], logits, positions.requires_grad)
+            empty = torch.empty(0, device=positions.device)
+            scaled, saliency, unscaled = (empty if part is None else part.view_as(part)
+                                          for part in (cached.features, cached.saliency, cached.unscaled))
+        ctx.save_for_backward(positions, logits, unscaled)
+        ctx.mark_non_differentiable(saliency, unscaled)
+        return scaled, saliency, unscaled
+
+    @staticmethod
+    def backward(ctx, grad_features, _grad_saliency, _grad_unscaled):
+        positions, logits, unscaled = ctx.saved_tensors
+        grad_positions, grad_logits = ctx.encoder.backward(positions, ctx.table, logits, unscaled, grad_features,
+                                                           ctx.positions_need_grad)
+        return grad_positions, None, grad_logits, None, None, None
