@@ -133,7 +133,7 @@ def make_optimizer(field: HollowField, config: TrainConfig) -> torch.optim.Adam:
 def make_table_optimizer(field: HollowField, config: TrainConfig) -> ops.TableAdam:
     """Adam over the hash table where it lives (a Taichi field): no step copies the table or its
     gradient between Taichi and torch; the moments are torch tensors."""
-    return ops.TableAdam(field.table, config.lr, TABLE_AND_MLP_BETAS, ADAM_EPS)
+    return ops.TableAdam(field.table, config.table_lr, TABLE_AND_MLP_BETAS, ADAM_EPS)
 
 
 class TrainingLog:
@@ -248,7 +248,7 @@ class Trainer:
                 group["lr"] *= self.table_lr_scale
             if group["name"] == "saliency" and self.hardening():
                 group["lr"] = 0.0
-        self.table_optimizer.lr = self.config.lr * self.lr_decay * self.table_lr_scale
+        self.table_optimizer.lr = self.config.table_lr * self.lr_decay * self.table_lr_scale
 
     def pruning(self) -> bool:
         """Whether the pruner has started: from then on pruned cells are never sampled."""
@@ -403,7 +403,7 @@ class Trainer:
         return progress
 
     def _lr(self) -> float:
-        """The scheduled learning rate (the MLPs'; the table's is this times table_lr_scale)."""
+        """The MLPs' scheduled learning rate (the table's is table_lr times the same decay and table_lr_scale)."""
         return self.config.lr * self.lr_decay
 
     # --- evaluation ----------------------------------------------------------------------------

@@ -23,11 +23,15 @@
 # Runs side by side share the GPU well (a step is launch-bound): on an H200, 2026-11-27, seven at a
 # time trained 1000 Lego steps in 80-135 s each (one alone: ~19 steps/s). Install as the install
 # stage does (`--stages ""` installs only), then, say:
-#   python bench/seeds.py --scene .scenes/lego --test-views 20 --arch cuda --hash-log2 15 --seeds 5 \
-#       --jobs 8 --steps 3000 --results $OUT/seeds_cuda.jsonl
-# (the equal table at 2^15 and 3000 steps, left open on 2026-11-27 evening: copy
-# bench/results/seeds_cuda_h200_3000_2e15.jsonl, which holds the five ngp runs, to $OUT/seeds_cuda.jsonl
-# first and only the five hollow runs are left, about 4-5 minutes side by side on an H200)
+#   python bench/seeds.py --scene .scenes/lego --test-views 20 --arch cuda --hash-log2 17 --seeds 5 \
+#       --jobs 8 --steps 1000 --variant ngp-table4e-2:method=ngp,table_lr=0.04 \
+#       --variant no-follow:table_lr_follows_saliency=false --results $OUT/seeds_cuda.jsonl
+# (the table's rate became 2e-2 late on 2026-11-27, and Instant-NGP gained more from it than
+# HollowNeRF on the CPU, at two seeds: every CUDA seed file in bench/results was trained with the
+# table at 1e-2 and no longer describes the defaults. This asks whether hollow still leads or ties
+# ngp at the equal table over five seeds, whether ngp wants a faster table still, and whether hollow's
+# saliency factor on the table's rate still helps; about 5 minutes side by side on an H200; then the
+# same at --hash-log2 15 and 19)
 # and bring the file back into the checkout (.scenes travels): the next call skips the runs in it.
 set -uo pipefail
 exec "${PYTHON:-python3}" "$(dirname "$0")/../bench/gpu_check.py" "$@"

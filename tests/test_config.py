@@ -1,4 +1,5 @@
-"""TrainConfig.override: `train --set KEY=VALUE` reaches any setting, typed as the setting is."""
+"""TrainConfig.override: `train --set KEY=VALUE` reaches any setting, typed as the setting is; and
+configurations saved by earlier versions load as they trained."""
 import pytest
 
 from hollow_taichi.config import TrainConfig
@@ -46,3 +47,12 @@ def test_validate_refuses_a_hardening_outside_the_budget(assignment, message):
     config.override(assignment)
     with pytest.raises(RunError, match=message):
         config.validate()
+
+
+def test_a_configuration_saved_before_table_lr_trains_its_table_at_lr():
+    """Old runs' config.json has no table_lr: their table trained at lr, and resuming keeps it so;
+    a saved table_lr is kept as it is."""
+    saved = TrainConfig(steps=1, lr=3e-3).to_dict()
+    assert TrainConfig.from_dict(saved).table_lr == TrainConfig().table_lr != 3e-3
+    del saved["table_lr"]
+    assert TrainConfig.from_dict(saved).table_lr == 3e-3

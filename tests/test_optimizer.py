@@ -12,9 +12,10 @@ from hollow_taichi.trainer import HARDENED_LOGIT_RISE, MIN_SALIENCY_FOR_LR, Trai
 from scenes_util import tiny_scene
 
 
-def tiny_trainer(tmp_path, method: str = "hollow", follows: bool = True, input_follows: bool = False) -> Trainer:
+def tiny_trainer(tmp_path, method: str = "hollow", follows: bool = True, input_follows: bool = False,
+                 **settings) -> Trainer:
     config = TrainConfig(scene=str(tiny_scene(tmp_path / "scene")), method=method, arch="cpu", steps=10,
-                         table_lr_follows_saliency=follows, input_lr_follows_saliency=input_follows)
+                         table_lr_follows_saliency=follows, input_lr_follows_saliency=input_follows, **settings)
     config.field.log2_table, config.field.saliency_resolution = 12, 8
     return Trainer(load_scene(config.scene), config, tmp_path / "run", progress=False)
 
@@ -26,10 +27,10 @@ def learning_rates(trainer: Trainer) -> dict[str, float]:
 def test_table_learning_rate_is_divided_by_the_mean_saliency(tmp_path, cpu):
     trainer = tiny_trainer(tmp_path)
     trainer._set_learning_rates(torch.tensor(0.25))
-    rates = learning_rates(trainer)
-    assert rates["table"] == pytest.approx(4 * rates["mlp"])
+    table_lr = trainer.config.table_lr
+    assert learning_rates(trainer)["table"] == pytest.approx(4 * table_lr)
     trainer._set_learning_rates(torch.tensor(1e-4))  # a collapsed saliency does not blow the rate up
-    assert learning_rates(trainer)["table"] == pytest.approx(rates["mlp"] / MIN_SALIENCY_FOR_LR)
+    assert learning_rates(trainer)["table"] == pytest.approx(table_lr / MIN_SALIENCY_FOR_LR)
 
 
 def test_the_density_mlps_first_layer_can_follow_the_saliency_too(tmp_path, cpu):
@@ -38,7 +39,7 @@ def test_the_density_mlps_first_layer_can_follow_the_saliency_too(tmp_path, cpu)
     trainer = tiny_trainer(tmp_path, input_follows=True)
     trainer._set_learning_rates(torch.tensor(0.25))
     rates = learning_rates(trainer)
-    assert rates["mlp_input"] == pytest.approx(rates["table"]) == pytest.approx(4 * rates["mlp"])
+    assert rates["mlp_input"] == pytest.approx(4 * rates["mlp"]) == pytest.approx(4 * trainer.config.lr)
     groups = {group["name"]: group["params"] for group in trainer.optimizer.param_groups}
     assert groups["mlp_input"] == [trainer.field.density_mlp[0].weight]
     grouped = [id(parameter) for name in ("mlp", "mlp_input") for parameter in groups[name]]
@@ -50,7 +51,17 @@ def test_table_learning_rate_is_the_schedule_without_saliency_following(tmp_path
     trainer = tiny_trainer(tmp_path, method, follows)
     trainer._set_learning_rates(torch.tensor(0.25) if method == "hollow" else None)
     rates = learning_rates(trainer)
-    assert rates["table"] == rates["mlp"]
+    assert (rates["table"], rates["mlp"]) == (trainer.config.table_lr, trainer.config.lr)
+
+
+def test_table_and_mlps_follow_their_own_rates_and_one_schedule(tmp_path, cpu):
+    """table_lr and lr set the two rates apart; the schedule's decay scales both alike."""
+    trainer = tiny_trainer(tmp_path, "ngp", lr=3e-3, table_lr=5e-2)
+    trainer.step = trainer.config.steps  # the end of the budget: the decay is lr_final_fraction
+    trainer._apply_schedule()
+    trainer._set_learning_rates(None)
+    final = trainer.config.lr_final_fraction
+    assert learning_rates(trainer) == pytest.approx({"table": 5e-2 * final, "mlp": 3e-3 * final})
 
 
 def test_a_training_step_reports_the_mean_saliency_it_trained_through(tmp_path, cpu):
