@@ -91,7 +91,7 @@ class TrainConfig:
     # hollow 30.17 / 30.01, ngp 30.05 / 30.04. builtin:room, 800 steps, seed 0: 26.85 -> 26.92 held out.
     # ngp gains more (+0.57 dB on average against hollow's +0.27): hollow's table already trains
     # faster than this, at table_lr / mean p (table_lr_follows_saliency); at 2e-2 the two tie. Seed 0:
-    # ngp at 4e-2 30.45 (hollow at 4e-2 and the room at 4e-2 not measured yet).
+    # ngp at 4e-2 30.45, hollow at 4e-2 30.54 (the room at 4e-2 not measured yet).
     table_lr: float = 2e-2
     # Lego 2^19, 1000 steps, 40 test views, one thread, against ngp at seeds 0 / 1 / 2: 1e-1 gave
     # -0.05 / -0.52 / -0.05 dB, 5e-2 -0.48 / -0.95 / (not run); the logits meet C by step ~300
