@@ -91,8 +91,9 @@ class TrainConfig:
     # 2e-2 30.17 / 30.01 | 30.05 / 30.04; 4e-2 30.54 / 30.11 | 30.45 / 30.07; 8e-2 30.65 / 30.60 |
     # 30.59 / 30.33. builtin:room, 800 steps, held out, seeds 0 / 1: 2e-2 26.92 / 26.60, 4e-2
     # 26.82 / 26.92, 8e-2 26.82 / 26.92 (1e-2 26.85 at seed 0). Lego 3000 steps, seed 0, hollow:
-    # 2e-2 32.35, 8e-2 32.68. ngp at 1.6e-1, seed 0: 30.66. Hollow's table trains at table_lr / mean
-    # p on top (table_lr_follows_saliency; BENCHMARKS.md, "The hash table's rate at 4e-2 and 8e-2").
+    # 2e-2 32.35, 8e-2 32.68. At 1.6e-1 (room and 3000 steps not measured): ngp 30.66 / 30.44, hollow
+    # 30.86 at seed 0. Hollow's table trains at table_lr / mean p on top (table_lr_follows_saliency;
+    # BENCHMARKS.md, "The hash table's rate at 4e-2 and 8e-2").
     table_lr: float = 8e-2
     # Lego 2^19, 1000 steps, 40 test views, one thread, against ngp at seeds 0 / 1 / 2: 1e-1 gave
     # -0.05 / -0.52 / -0.05 dB, 5e-2 -0.48 / -0.95 / (not run); the logits meet C by step ~300
