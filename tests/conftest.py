@@ -11,6 +11,8 @@ runs the Vulkan tests as a stage of their own this way.
 import importlib.util
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,7 @@ from hollow_taichi import backend
 from hollow_taichi.errors import BackendError
 
 ARCHS = ("cpu", "vulkan", "cuda")
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 def _names(variable: str) -> set[str]:
@@ -64,6 +67,22 @@ def browser() -> str:
             pytest.fail(f"required browser test cannot run: {missing}")
         pytest.skip(f"browser test cannot run: {missing}")
     return next(shutil.which(name) for name in BROWSER_NAMES if shutil.which(name))
+
+
+@pytest.fixture(scope="module")
+def bench_script():
+    """Import a benchmark script by name (bench/NAME.py; the benchmarks are scripts, not a package),
+    with bench/ on sys.path for the module's own imports while the test module runs."""
+    sys.path.insert(0, str(BENCH))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    yield load
+    sys.path.remove(str(BENCH))
 
 
 @pytest.fixture(scope="module", autouse=True)

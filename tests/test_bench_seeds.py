@@ -1,23 +1,12 @@
 """bench/seeds.py's arithmetic: a setting's difference from ngp at the same seed, averaged over the
 seeds with its standard error, and the variants it parses."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import click
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-
 
 @pytest.fixture(scope="module")
-def seeds():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_seeds", BENCH / "seeds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.path.remove(str(BENCH))
+def seeds(bench_script):
+    return bench_script("seeds")
 
 
 def result(name: str, seed: int, psnr: float, settings=()) -> dict:
