@@ -24,16 +24,16 @@
 # time trained 1000 Lego steps in 80-135 s each (one alone: ~19 steps/s). Install as the install
 # stage does (`--stages ""` installs only), then, say:
 #   python bench/seeds.py --scene .scenes/lego --test-views 20 --arch cuda --hash-log2 17 --seeds 5 \
-#       --jobs 8 --steps 1000 --variant table2e-2:table_lr=0.02 \
-#       --variant ngp-table2e-2:method=ngp,table_lr=0.02 --variant ngp-table16e-2:method=ngp,table_lr=0.16 \
+#       --jobs 8 --steps 1000 --variant table8e-2:table_lr=0.08 \
+#       --variant ngp-table8e-2:method=ngp,table_lr=0.08 --variant ngp-table32e-2:method=ngp,table_lr=0.32 \
 #       --results $OUT/seeds_cuda.jsonl
-# (the table's rate became 8e-2 on 2026-11-27, from the CPU's 1300-step runs at two seeds: every CUDA
-# seed file in bench/results was trained with the table at 1e-2 and no longer describes the
-# defaults. This asks whether hollow still leads ngp at the equal table over five seeds, whether
-# both still gain from the faster table, and whether ngp at hollow's effective rate (table_lr / mean
-# p, ~1.6e-1) matches hollow, as at one CPU seed; ~6 minutes side by side on an H200; then with
-# --steps 3000, where a GPU's budget is, and a fast rate may cost the end quality it bought at
-# 1000; then --hash-log2 15 and 19)
+# (the table's rate became 8e-2 on 2026-11-27 and 1.6e-1 on 2026-11-28, from the CPU's 1300-step runs
+# at two seeds and one 3000-step seed: every CUDA seed file in bench/results was trained with the
+# table at 1e-2 and no longer describes the defaults. This asks whether hollow still leads ngp at
+# the equal table over five seeds, whether both still gain from the faster table, and whether ngp
+# at hollow's effective rate (table_lr / mean p, ~3e-1) matches hollow; ~6 minutes side by side on
+# an H200; then with --steps 3000, where a GPU's budget is, and a fast rate may cost the end quality
+# it bought at 1000; then --hash-log2 15 and 19, and faster rates still, 3.2e-1 for both methods)
 # and bring the file back into the checkout (.scenes travels): the next call skips the runs in it.
 set -uo pipefail
 exec "${PYTHON:-python3}" "$(dirname "$0")/../bench/gpu_check.py" "$@"
