@@ -71,15 +71,15 @@ def marched_samples_per_ray(renderer, images) -> float:
     return samples / max(rays, 1)
 
 
-def model_measurements(renderer, prune_threshold: float, test) -> dict:
-    """What a trained (and pruned) model costs: honest total and effective parameters, marched
+def model_measurements(renderer, config, test) -> dict:
+    """What a trained (and pruned) model of a TrainConfig costs: honest total and effective parameters, marched
     samples per test ray, its S = mean p over the saliency grid and the share of saliency cells kept."""
     from hollow_taichi import compact
 
     field = renderer.field
     return {
         "params_total": field.parameter_count(),
-        "params_effective": compact.effective_parameters(field, prune_threshold).total,
+        "params_effective": compact.effective_parameters(field, config.admm.prune_threshold).total,
         "marched_per_ray": marched_samples_per_ray(renderer, test),
         "sparsity": float(field.saliency_probabilities().detach().mean()) if field.hollow else None,
         "kept_cells": None if field.kept_cells is None else float(field.kept_cells.float().mean()),  # set by pruning

@@ -102,7 +102,7 @@ def train_one(scene: str, downscale: int, log2_table: int, batch_samples: int, s
     config.field.log2_table = log2_table
     VARIANTS[variant][1](config)
     trainer, test, measured = train_and_evaluate(config, test_views)
-    return {"variant": variant, **measured, **model_measurements(trainer.renderer, config.admm.prune_threshold, test)}
+    return {"variant": variant, **measured, **model_measurements(trainer.renderer, config, test)}
 
 
 def table(results: list[dict], machine: str, command: str) -> str:

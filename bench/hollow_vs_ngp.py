@@ -44,8 +44,7 @@ def train_one(scene: str, log2_table: int, method: str, steps: int, arch: str, t
     config = TrainConfig(scene=scene, method=method, arch=arch, steps=steps, eval_interval=0, checkpoint_interval=0)
     config.field.log2_table = log2_table
     trainer, test, measured = train_and_evaluate(config, test_views)
-    costs = model_measurements(trainer.renderer, config.admm.prune_threshold, test)
-    return {"log2_table": log2_table, "method": method, **measured, **costs}
+    return {"log2_table": log2_table, "method": method, **measured, **model_measurements(trainer.renderer, config, test)}
 
 
 def run_result(run_dir: Path, arch: str) -> dict:
@@ -57,7 +56,7 @@ def run_result(run_dir: Path, arch: str) -> dict:
     test = scene_for(run, None).test.subset(metrics["test_view_indices"])
     measured = {name: metrics[name] for name in ("steps", "train_seconds", "psnr", "ssim", "test_views")}
     return {"log2_table": run.config.field.log2_table, "method": run.config.method, "seed": run.config.seed,
-            "arch": arch, **measured, **model_measurements(run.renderer, run.config.admm.prune_threshold, test)}
+            "arch": arch, **measured, **model_measurements(run.renderer, run.config, test)}
 
 
 def seed_of(result: dict) -> int:
