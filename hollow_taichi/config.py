@@ -93,9 +93,11 @@ class TrainConfig:
     # 26.82 / 26.92, 8e-2 26.82 / 26.92 (1e-2 26.85 at seed 0). Lego 3000 steps, seed 0, hollow:
     # 2e-2 32.35, 8e-2 32.68. 1.6e-1: Lego 30.86 / 30.64 | 30.66 / 30.44; room 27.09 / 26.88; Lego
     # 3000 steps, seed 0, hollow | ngp: 8e-2 32.68 | 32.72, 1.6e-1 32.77 | 32.80 (faster rates not
-    # measured). Hollow's table trains at table_lr / mean p on top (table_lr_follows_saliency;
-    # BENCHMARKS.md, "The hash table's rate at 4e-2 and 8e-2" and "HollowNeRF against Instant-NGP at
-    # every table; the table's rate 1.6e-1").
+    # measured). Other tables, 1.6e-1 - 8e-2 per view, seeds 0 / 1: hollow 2^15 +0.17 (seed 0), 2^16
+    # +0.17 / -0.13, 2^18 +0.20 / +0.07, 2^19 -0.04 / -0.03; ngp 2^15 +0.09, 2^19 +0.03 / +0.00.
+    # Hollow's table trains at table_lr / mean p on top (table_lr_follows_saliency; BENCHMARKS.md,
+    # "The hash table's rate at 4e-2 and 8e-2", "HollowNeRF against Instant-NGP at every table; the
+    # table's rate 1.6e-1" and "HollowNeRF against Instant-NGP at the defaults").
     table_lr: float = 1.6e-1
     # Lego 2^19, 1000 steps, 40 test views, one thread, against ngp at seeds 0 / 1 / 2: 1e-1 gave
     # -0.05 / -0.52 / -0.05 dB, 5e-2 -0.48 / -0.95 / (not run); the logits meet C by step ~300
