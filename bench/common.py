@@ -72,8 +72,9 @@ def marched_samples_per_ray(renderer, images) -> float:
 
 
 def model_measurements(renderer, config, test) -> dict:
-    """What a trained (and pruned) model of a TrainConfig costs: honest total and effective parameters, marched
-    samples per test ray, its S = mean p over the saliency grid and the share of saliency cells kept."""
+    """What a trained (and pruned) model of a TrainConfig costs: honest total and effective
+    parameters, marched samples per test ray, its S = mean p over the saliency grid and the share of
+    saliency cells kept."""
     from hollow_taichi import compact
 
     field = renderer.field

@@ -44,7 +44,8 @@ def train_one(scene: str, log2_table: int, method: str, steps: int, arch: str, t
     config = TrainConfig(scene=scene, method=method, arch=arch, steps=steps, eval_interval=0, checkpoint_interval=0)
     config.field.log2_table = log2_table
     trainer, test, measured = train_and_evaluate(config, test_views)
-    return {"log2_table": log2_table, "method": method, **measured, **model_measurements(trainer.renderer, config, test)}
+    costs = model_measurements(trainer.renderer, config, test)
+    return {"log2_table": log2_table, "method": method, **measured, **costs}
 
 
 def run_result(run_dir: Path, arch: str) -> dict:
