@@ -13,16 +13,48 @@ PRIME_Z = 805459861
 
 
 @ti.func
+def is_dense(resolution: ti.i32, table_size: ti.i32) -> ti.i32:
+    """Whether a level's (res+1)^3 vertices fit its table, which then indexes them densely."""
+    side = ti.i64(resolution + 1)
+    return side * side * side <= ti.i64(table_size)
+
+
+@ti.func
 def level_index(corner, resolution: ti.i32, table_size: ti.i32) -> ti.i32:
     """Row of a grid vertex in its level's table: dense when (res+1)^3 vertices fit, else hashed."""
     index = ti.u32(0)
-    side = ti.i64(resolution + 1)
-    if side * side * side <= ti.i64(table_size):
+    if is_dense(resolution, table_size):
         index = ti.u32(corner[0] + (resolution + 1) * (corner[1] + (resolution + 1) * corner[2]))
     else:
         index = (ti.u32(corner[0]) ^ (ti.u32(corner[1]) * ti.u32(PRIME_Y)) ^ (ti.u32(corner[2]) * ti.u32(PRIME_Z)))
         index = index & ti.u32(table_size - 1)
     return ti.i32(index)
+
+
+@ti.func
+def corner_rows(corner, resolution: ti.i32, table_size: ti.i32):
+    """level_index of the 8 corners of the cell whose lower corner is `corner` (corner_id bit d set:
+    upper vertex along axis d), from per-axis terms computed once for all 8: 2^17 ray-coherent
+    points, 2^17 table, 2 threads, 15 alternating calls: the encoding in 68.5 ms (median 77.5)
+    against 77.4 (88.4) with level_index per corner."""
+    rows = ti.Vector([0] * 8, dt=ti.i32)
+    if is_dense(resolution, table_size):
+        stride_y = resolution + 1
+        stride_z = stride_y * stride_y
+        base = corner[0] + stride_y * corner[1] + stride_z * corner[2]
+        for corner_id in ti.static(range(8)):
+            rows[corner_id] = (base + (corner_id & 1) + stride_y * ((corner_id >> 1) & 1)
+                               + stride_z * ((corner_id >> 2) & 1))
+    else:
+        lower = ti.Vector([ti.u32(corner[0]), ti.u32(corner[1]) * ti.u32(PRIME_Y), ti.u32(corner[2]) * ti.u32(PRIME_Z)])
+        upper = lower + ti.Vector([ti.u32(1), ti.u32(PRIME_Y), ti.u32(PRIME_Z)])
+        mask = ti.u32(table_size - 1)
+        for corner_id in ti.static(range(8)):
+            hashed = ti.u32(0)
+            for d in ti.static(range(3)):
+                hashed ^= upper[d] if ti.static((corner_id >> d) & 1) else lower[d]
+            rows[corner_id] = ti.i32(hashed & mask)
+    return rows
 
 
 @ti.func
@@ -53,13 +85,12 @@ def level_features(positions: ti.template(), table: ti.template(), resolutions: 
     resolution = resolutions[level]
     position = ti.Vector([positions[i, 0], positions[i, 1], positions[i, 2]])
     corner, fraction = cell_of(position, resolution)
+    rows = corner_rows(corner, resolution, table_size)
     value = ti.Vector([0.0] * width)
     for corner_id in ti.static(range(8)):
-        offset = ti.Vector([corner_id & 1, (corner_id >> 1) & 1, (corner_id >> 2) & 1])
-        row = level_index(corner + offset, resolution, table_size)
         weight = corner_weight(fraction, corner_id)
         for f in ti.static(range(width)):
-            value[f] += weight * table[level, row, f]
+            value[f] += weight * table[level, rows[corner_id], f]
     return value
 
 

@@ -153,7 +153,8 @@ class HashEncoder:
         kept = torch.ones((1, 1, 1), dtype=torch.bool, device=device) if kept is None else kept
         if n:
             saliency_grid.scaled_hash_encode_no_grad(positions, table.field, self._resolutions, logits.detach(),
-                                                     kept.to(torch.uint8), saliency, unscaled, scaled, n, reusable)
+                                                     kept.to(torch.uint8), saliency, torch.empty(n, device=device),
+                                                     unscaled, scaled, n, reusable)
         return Encoding(scaled, saliency, unscaled if reusable else None)
 
     def saliency(self, positions: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
