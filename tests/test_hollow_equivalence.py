@@ -47,7 +47,7 @@ def test_hollow_with_saturated_frozen_saliency_and_no_gate_trains_as_ngp(tmp_pat
     # tiny gradients. Measured after 20 steps: entries apart by 4e-7 (median), 1.7e-5 (99.9%), 8e-4
     # (the most), where the table moved by 0.75 on average; a path that trains otherwise moves it apart.
     torch.testing.assert_close(hollow.field.table.read(), ngp.field.table.read(), rtol=0.0, atol=1e-2)
-    assert (ngp.field.table.read() - start).abs().max() > 1e-3  # it trained: the table moved from its start
+    assert (ngp.field.table.read() - start).abs().max() > 0.1  # it trained: the table moved far past that tolerance
 
 
 def test_a_gate_that_differs_from_one_changes_training(tmp_path):
