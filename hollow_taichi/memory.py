@@ -28,7 +28,8 @@ _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TO
 
 
 def keep_freed_memory() -> bool:
-    """Set glibc's mmap and trim thresholds as the module docstring says; True if they were set.
+    """Set glibc's mmap threshold, trim threshold and top pad as the module docstring says; True if
+    all three were set.
 
     Nothing is changed off glibc, or where the user tuned glibc's allocator through its
     environment variables (their settings stand)."""
@@ -41,4 +42,5 @@ def keep_freed_memory() -> bool:
     except OSError:
         return False
     settings = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_TOP_PAD, TOP_PAD))
-    return all([bool(libc.mallopt(parameter, value)) for parameter, value in settings])
+    accepted = [libc.mallopt(parameter, value) for parameter, value in settings]  # every one, then the verdict
+    return all(accepted)
