@@ -108,6 +108,12 @@ def device() -> torch.device:
     return torch.device("cuda") if active() == "cuda" else torch.device("cpu")
 
 
+def one_thread_autodiff() -> bool:
+    """Whether the kernels Taichi differentiates run their loops on one thread (their one_thread
+    argument): on the CPU, where that makes their atomic adds plain ones (kernels/__init__.py)."""
+    return active() == "cpu"
+
+
 def synchronize() -> None:
     ti.sync()
     if active() == "cuda":

@@ -107,25 +107,11 @@ def hash_encode(
     resolutions: ti.template(),
     features: ti.template(),
     n: ti.i32,
+    one_thread: ti.template(),
 ):
+    """one_thread: run the loop on one thread, for the autodiff on the CPU (kernels/__init__.py)."""
+    ti.loop_config(serialize=one_thread)
     # Level-major order keeps one level's table hot in cache while all points visit it.
-    for level, i in ti.ndrange(table.shape[0], n):
-        encode_level(positions, table, resolutions, features, level, i)
-
-
-@ti.kernel
-def hash_encode_one_thread(
-    positions: ti.template(),
-    table: ti.template(),
-    resolutions: ti.template(),
-    features: ti.template(),
-    n: ti.i32,
-):
-    """hash_encode on one thread, for its autodiff on the CPU: there, two threads adding into the
-    table's gradient at once are slower than one. 2^16 ray-coherent points, 2^19 table, 2 cores, 40
-    alternating calls of each: backward median 128 ms (fastest 91) on two threads, 102 ms (70) on one.
-    The forward gains little from the second thread (median 87 against 108 ms) and keeps both."""
-    ti.loop_config(serialize=True)
     for level, i in ti.ndrange(table.shape[0], n):
         encode_level(positions, table, resolutions, features, level, i)
 

@@ -39,7 +39,9 @@ def point_saliency(positions: ti.template(), logits: ti.template(), i: ti.i32):
 
 
 @ti.kernel
-def saliency(positions: ti.template(), logits: ti.template(), saliency: ti.template(), n: ti.i32):
+def saliency(positions: ti.template(), logits: ti.template(), saliency: ti.template(), n: ti.i32,
+             one_thread: ti.template()):
+    ti.loop_config(serialize=one_thread)
     for i in range(n):
         saliency[i] = point_saliency(positions, logits, i)
 
@@ -53,8 +55,10 @@ def saliency_no_grad(positions: ti.types.ndarray(ndim=2), logits: ti.types.ndarr
 
 
 @ti.kernel
-def scale_features(saliency: ti.template(), features: ti.template(), scaled: ti.template(), n: ti.i32):
+def scale_features(saliency: ti.template(), features: ti.template(), scaled: ti.template(), n: ti.i32,
+                   one_thread: ti.template()):
     width = ti.static(features.shape[1])
+    ti.loop_config(serialize=one_thread)
     for i in range(n):
         p = saliency[i]
         for j in ti.static(range(width)):

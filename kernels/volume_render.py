@@ -31,8 +31,9 @@ def optical_depth(sigma: ti.template(), dt: ti.template(), offsets: ti.template(
 
 @ti.kernel
 def optical_depth_adjoint(sigma: ti.template(), dt: ti.template(), offsets: ti.template(),
-                          counts: ti.template(), tau: ti.template(), n_rays: ti.i32):
+                          counts: ti.template(), tau: ti.template(), n_rays: ti.i32, one_thread: ti.template()):
     """sigma.grad[s] += dt[s] * (sum of tau.grad over the ray's samples after s)."""
+    ti.loop_config(serialize=one_thread)
     for r in range(n_rays):
         running = 0.0
         last = offsets[r] + counts[r] - 1
@@ -45,7 +46,9 @@ def optical_depth_adjoint(sigma: ti.template(), dt: ti.template(), offsets: ti.t
 @ti.kernel
 def accumulate(sigma: ti.template(), rgb: ti.template(), dt: ti.template(), t_mid: ti.template(),
                ray_index: ti.template(), tau: ti.template(), opacity: ti.template(),
-               color: ti.template(), depth: ti.template(), n_samples: ti.i32, min_transmittance: ti.f32):
+               color: ti.template(), depth: ti.template(), n_samples: ti.i32, min_transmittance: ti.f32,
+               one_thread: ti.template()):
+    ti.loop_config(serialize=one_thread)
     for s in range(n_samples):
         transmittance = ti.exp(-tau[s])
         if transmittance >= min_transmittance:
@@ -59,7 +62,8 @@ def accumulate(sigma: ti.template(), rgb: ti.template(), dt: ti.template(), t_mi
 
 @ti.kernel
 def add_background(color: ti.template(), opacity: ti.template(), background: ti.template(),
-                   out_color: ti.template(), n_rays: ti.i32):
+                   out_color: ti.template(), n_rays: ti.i32, one_thread: ti.template()):
+    ti.loop_config(serialize=one_thread)
     for r in range(n_rays):
         for c in ti.static(range(3)):
             out_color[r, c] = color[r, c] + (1.0 - opacity[r]) * background[r, c]

@@ -194,12 +194,12 @@ class HashEncoder:
         n = positions.shape[0]
         self.reserve(n, logits, with_grad)
         position_field = self._position_buffer(with_grad).load(positions)
-        hash_grid.hash_encode(position_field, table.field, self._resolutions, self._features.field, n)
+        hash_grid.hash_encode(position_field, table.field, self._resolutions, self._features.field, n, False)
         if logits is None:
             empty = torch.empty(0, device=backend.device())
             return self._features.read(n), empty, empty
-        saliency_grid.saliency(position_field, self._logits.field, self._saliency.field, n)
-        saliency_grid.scale_features(self._saliency.field, self._features.field, self._scaled.field, n)
+        saliency_grid.saliency(position_field, self._logits.field, self._saliency.field, n, False)
+        saliency_grid.scale_features(self._saliency.field, self._features.field, self._scaled.field, n, False)
         return self._scaled.read(n), self._saliency.read(n), self._features.read(n)
 
     def backward(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
@@ -207,7 +207,7 @@ class HashEncoder:
                  with_grad: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Adds the table's gradient into its field; returns the gradients of positions and logits.
         unscaled: forward's f (hollow), which the scaling's adjoint reads."""
-        n = positions.shape[0]
+        n, one_thread = positions.shape[0], backend.one_thread_autodiff()
         buffer = self._position_buffer(with_grad)
         position_field = buffer.load(positions)
         if with_grad:
@@ -219,15 +219,15 @@ class HashEncoder:
         else:
             features, saliency, scaled = self._features.load(unscaled), self._saliency.reserve(n), self._scaled.reserve(n)
             logit_field = self._logit_field(logits)
-            saliency_grid.saliency(position_field, logit_field, saliency, n)
+            saliency_grid.saliency(position_field, logit_field, saliency, n, False)
             self._scaled.load_grad(float32(grad_features))
             self._features.zero_grad(n)
             self._saliency.zero_grad(n)
             self._logits.zero_grad()
-            saliency_grid.scale_features.grad(saliency, features, scaled, n)
-            saliency_grid.saliency.grad(position_field, logit_field, saliency, n)
+            saliency_grid.scale_features.grad(saliency, features, scaled, n, one_thread)
+            saliency_grid.saliency.grad(position_field, logit_field, saliency, n, one_thread)
             grad_logits = self._logits.read_grad()
-        _hash_encode_for_backward().grad(position_field, table.field, self._resolutions, features, n)
+        hash_grid.hash_encode.grad(position_field, table.field, self._resolutions, features, n, one_thread)
         return (buffer.read_grad(n) if with_grad else None), grad_logits
 
 
@@ -240,12 +240,6 @@ def kept_at(positions: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
     cells = kept.shape[0]
     index = torch.floor(float32(positions).clamp(0.0, 1.0) * cells).long().clamp(max=cells - 1)
     return kept[index[:, 0], index[:, 1], index[:, 2]]
-
-
-def _hash_encode_for_backward():
-    """The encoding kernel whose autodiff is the backward: on the CPU its one-thread twin (faster
-    there: see kernels.hash_grid.hash_encode_one_thread)."""
-    return hash_grid.hash_encode_one_thread if backend.active() == "cpu" else hash_grid.hash_encode
 
 
 class _HashEncode(torch.autograd.Function):

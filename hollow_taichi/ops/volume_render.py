@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import taichi as ti
 import torch
 
+from .. import backend
 from ..backend import FieldBuffer
 from ..kernels import volume_render
 from .ray_march import PackedSamples
@@ -69,10 +70,11 @@ class Compositor:
     def _accumulate_args(self, n_samples):
         return (self._sigma.field, self._rgb.field, self._dt.field, self._t_mid.field, self._ray_index.field,
                 self._tau.field, self._opacity.field, self._color.field, self._depth.field, n_samples,
-                self.min_transmittance)
+                self.min_transmittance, backend.one_thread_autodiff())
 
     def _background_args(self, n_rays):
-        return (self._color.field, self._opacity.field, self._background.field, self._out_color.field, n_rays)
+        return (self._color.field, self._opacity.field, self._background.field, self._out_color.field, n_rays,
+                backend.one_thread_autodiff())
 
     def _forward_kernels(self, n_samples, n_rays):
         for buffer in (self._opacity, self._color, self._depth):
@@ -99,7 +101,7 @@ class Compositor:
             buffer.zero_grad(n_samples)
         volume_render.add_background.grad(*self._background_args(n_rays))
         volume_render.accumulate.grad(*self._accumulate_args(n_samples))
-        volume_render.optical_depth_adjoint(*self._depth_args(n_rays))
+        volume_render.optical_depth_adjoint(*self._depth_args(n_rays), backend.one_thread_autodiff())
         return self._sigma.read_grad(n_samples), self._rgb.read_grad(n_samples)
 
 
