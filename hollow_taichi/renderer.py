@@ -62,26 +62,53 @@ class VisibleSamples:
     encoding: ops.Encoding | None = None
 
     @staticmethod
-    def from_rounds(rounds: list[dict], n_rays: int, device) -> "VisibleSamples":
-        """Pack the rounds' kept samples (dicts of tensors by name, None where not kept) ray by ray;
-        within a ray, later rounds lie further along it, so a stable sort by ray keeps each ray's
-        samples sorted by t."""
+    def from_rounds(rounds: list[tuple[torch.Tensor, dict]], n_rays: int, device) -> "VisibleSamples":
+        """Pack the samples the rounds keep ray by ray, a ray's samples of earlier rounds first
+        (later rounds lie further along it, so each ray's samples stay sorted by t). A round is
+        keep (M,) bool and its marched samples' tensors by name (None where not asked for), rows
+        sorted by "ray", as marching leaves them.
+
+        Each kept row is copied once, straight to its place (where its ray's samples start, plus
+        its ray's in earlier rounds, plus its rank among its ray's in its round); the rows a
+        round drops all go to one spare row past the end. Lego, 2^17, steps 112-144 under cProfile:
+        9.8 ms a step here and in visible_samples against 19.0 for selecting each round's kept rows,
+        joining the rounds and sorting them by ray.
+        """
         if not rounds:  # no rays
             no_ints, no_floats = torch.zeros(0, dtype=torch.int32, device=device), torch.zeros(0, device=device)
             return VisibleSamples(ops.PackedSamples(no_ints, no_floats, no_floats, torch.zeros((0, 3), device=device),
                                                     no_ints, no_ints), no_floats)
-        merged = {name: None if rounds[0][name] is None else torch.cat([part[name] for part in rounds])
-                  for name in rounds[0]}
-        order = torch.sort(merged["ray"], stable=True).indices
-        merged = {name: None if value is None else value[order] for name, value in merged.items()}
-        counts = torch.bincount(merged["ray"], minlength=n_rays).to(torch.int32)
+        per_round = [torch.bincount(part["ray"][keep], minlength=n_rays) for keep, part in rounds]
+        counts = torch.stack(per_round).sum(0)
+        n_kept = int(counts.sum())
+        next_row = torch.cumsum(counts, 0) - counts  # where each ray's next kept samples go
+        offsets = next_row.clone()
+        destinations = []
+        for (keep, part), round_counts in zip(rounds, per_round):
+            round_start = torch.cumsum(round_counts, 0) - round_counts  # each ray's first kept row in this round
+            rank = torch.cumsum(keep, 0) - 1  # each row's rank among the round's kept rows
+            place = (next_row - round_start)[part["ray"]] + rank
+            destinations.append(torch.where(keep, place, n_kept))
+            next_row += round_counts
+        merged = {name: _scatter_rows([part[name] for _, part in rounds], destinations, n_kept) for name in rounds[0][1]}
         samples = ops.PackedSamples(
             ray_indices=merged["ray"].to(torch.int32), t_starts=merged["t_starts"], t_ends=merged["t_ends"],
-            positions=merged["positions"], offsets=(torch.cumsum(counts, 0) - counts).to(torch.int32), counts=counts)
+            positions=merged["positions"], offsets=offsets.to(torch.int32), counts=counts.to(torch.int32))
         encoding = None
         if merged["features"] is not None:
             encoding = ops.Encoding(merged["features"], merged["saliency"], merged["unscaled"])
         return VisibleSamples(samples, merged["sigma"], encoding)
+
+
+def _scatter_rows(parts: list[torch.Tensor | None], destinations: list[torch.Tensor], n_rows: int) -> torch.Tensor | None:
+    """(n_rows, ...): row destinations[k][j] is parts[k][j], where that is below n_rows (the rest
+    land in a spare row, dropped); None if the parts are."""
+    if parts[0] is None:
+        return None
+    out = parts[0].new_empty((n_rows + 1, *parts[0].shape[1:]))
+    for part, rows in zip(parts, destinations):
+        out.index_copy_(0, rows, part)
+    return out[:n_rows]
 
 
 @dataclass
@@ -170,16 +197,15 @@ class Renderer:
         back, for a differentiable pass that need not encode them again.
         """
         threshold = self.compositor.min_transmittance if min_transmittance is None else min_transmittance
-        kept: list[dict] = []
+        rounds: list[tuple[torch.Tensor, dict]] = []
         for step in self._march_in_rounds(origins, directions, jitter, threshold, reusable=keep_encoding):
-            keep = step.light >= threshold
             samples = step.samples
-            encoding = step.encoding.select(keep) if keep_encoding else ops.Encoding(None)
-            kept.append({"ray": step.rays[samples.ray_indices[keep].long()], "t_starts": samples.t_starts[keep],
-                         "t_ends": samples.t_ends[keep], "positions": samples.positions[keep],
-                         "sigma": step.sigma[keep], "features": encoding.features, "saliency": encoding.saliency,
-                         "unscaled": encoding.unscaled})
-        return VisibleSamples.from_rounds(kept, origins.shape[0], origins.device)
+            encoding = step.encoding if keep_encoding else ops.Encoding(None)
+            rounds.append((step.light >= threshold, {
+                "ray": step.rays[samples.ray_indices.long()], "t_starts": samples.t_starts, "t_ends": samples.t_ends,
+                "positions": samples.positions, "sigma": step.sigma, "features": encoding.features,
+                "saliency": encoding.saliency, "unscaled": encoding.unscaled}))
+        return VisibleSamples.from_rounds(rounds, origins.shape[0], origins.device)
 
     def _march_in_rounds(self, origins: torch.Tensor, directions: torch.Tensor, jitter: torch.Tensor | None,
                          threshold: float, reusable: bool = False) -> Iterator[MarchRound]:

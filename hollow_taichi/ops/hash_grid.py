@@ -70,10 +70,6 @@ class Encoding:
     saliency: torch.Tensor | None = None
     unscaled: torch.Tensor | None = None
 
-    def select(self, keep: torch.Tensor) -> "Encoding":
-        """The rows where keep (N,) bool (or an index tensor) selects."""
-        return Encoding(*(None if part is None else part[keep] for part in (self.features, self.saliency, self.unscaled)))
-
 
 class HashEncoder:
     """Multiresolution hash encoding of points in the unit cube, optionally scaled by HollowNeRF's
