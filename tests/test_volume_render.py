@@ -78,6 +78,27 @@ def test_composite_forward_and_gradients(arch):
         torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-3)
 
 
+def test_gradients_of_a_composite_another_one_followed(arch):
+    """A compositor's backward reuses what its fields hold only if they still hold that forward's
+    inputs: after a second composite on other samples, the first's gradients must be its own."""
+    generator = torch.Generator().manual_seed(4)
+    first, second = packed([7, 3, 30], generator), packed([12, 1], generator)
+    compositor = ops.Compositor()
+    sigma = (torch.rand(first.n_samples, generator=generator) * 30).requires_grad_()
+    rgb = torch.rand(first.n_samples, 3, generator=generator, requires_grad=True)
+    color, _, _ = compositor(sigma, rgb, first, torch.ones(3, 3))
+    compositor(torch.rand(second.n_samples, generator=generator) * 30, torch.rand(second.n_samples, 3, generator=generator),
+               second, torch.zeros(2, 3))
+    upstream = torch.randn(3, 3, generator=generator)
+    (color.cpu() * upstream).sum().backward()
+    sigma64, rgb64 = sigma.detach().double().requires_grad_(), rgb.detach().double().requires_grad_()
+    expected, _, _ = reference_composite(sigma64, rgb64, first, torch.ones(3, 3, dtype=torch.float64), 1e-4)
+    (expected * upstream.double()).sum().backward()
+    assert sigma.grad.abs().sum() > 0
+    torch.testing.assert_close(sigma.grad.cpu().double(), sigma64.grad, atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(rgb.grad.cpu().double(), rgb64.grad, atol=1e-4, rtol=1e-3)
+
+
 def test_early_termination_stops_contributions(arch):
     generator = torch.Generator().manual_seed(3)
     samples = packed([30], generator)
