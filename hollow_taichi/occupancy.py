@@ -187,16 +187,18 @@ def _touching_cells(kept: torch.Tensor, cascade: int, cascades: int, resolution:
     """(G, G, G) bool indexed [z, y, x]: cells of `cascade` whose closed box touches a kept cell.
 
     Per axis, occupancy cell i spans [lo_i, hi_i] in scene-box units, which meets saliency cells
-    floor(lo_i * S) .. floor(hi_i * S); a 3D prefix sum of `kept` counts the kept ones in each box.
+    floor(lo_i * S) .. floor(hi_i * S). A box touches a kept cell if, one axis at a time, some
+    kept cell lies in the axis's range: a prefix sum along the axis counts them. 63^3 saliency
+    cells (8% kept) onto 128^3, medians of 10: 9.9 ms against 48.1 for a 3D prefix sum read at
+    each box's eight corners.
     """
     size = kept.shape[0]
     edges = torch.arange(resolution + 1, dtype=torch.float64)
     box_units = ((edges / resolution - 0.5) * 2.0 ** cascade + 2.0 ** (cascades - 1) / 2) / 2.0 ** (cascades - 1)
     first = torch.floor(box_units[:-1] * size).long().clamp(0, size - 1)
     last = torch.floor(box_units[1:] * size).long().clamp(0, size - 1)
-    prefix = F.pad(kept.cpu().long().cumsum(0).cumsum(1).cumsum(2), (1, 0, 1, 0, 1, 0))
-    x0, y0, z0 = first[:, None, None], first[None, :, None], first[None, None, :]
-    x1, y1, z1 = last[:, None, None] + 1, last[None, :, None] + 1, last[None, None, :] + 1
-    count = (prefix[x1, y1, z1] - prefix[x0, y1, z1] - prefix[x1, y0, z1] - prefix[x1, y1, z0]
-             + prefix[x0, y0, z1] + prefix[x0, y1, z0] + prefix[x1, y0, z0] - prefix[x0, y0, z0])
-    return (count > 0).permute(2, 1, 0)
+    touching = kept.cpu()
+    for _ in range(3):  # reduce axis 0, then move it last: after three, the axes are back in order
+        counts = torch.cat([torch.zeros((1, *touching.shape[1:]), dtype=torch.int32), touching.int().cumsum(0)])
+        touching = (counts.index_select(0, last + 1) != counts.index_select(0, first)).permute(1, 2, 0).contiguous()
+    return touching.permute(2, 1, 0)
