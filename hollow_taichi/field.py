@@ -114,17 +114,15 @@ class HollowField(nn.Module):
         """Scene-space points (N, 3) -> the unit cube spanned by the scene box."""
         return (positions - self.aabb[0]) / (self.aabb[1] - self.aabb[0])
 
-    def encode(self, positions: torch.Tensor, cached: ops.Encoding | None = None,
-               reusable: bool = False) -> tuple[torch.Tensor, ops.Encoding]:
+    def encode(self, positions: torch.Tensor, cached: ops.Encoding | None = None) -> tuple[torch.Tensor, ops.Encoding]:
         """Features v (N, L*F) of scene-space points (N, 3) (for hollow saliency-scaled, and zero in
-        pruned cells), and the encode op's whole result (ops.Encoding; for hollow with p, and f
-        from a differentiable or reusable call). `cached`: that result from a reusable no-grad call
-        on the same points in the same step, reused instead of encoding again (ops.HashEncoder)."""
+        pruned cells), and the encode op's whole result (ops.Encoding; for hollow with p). `cached`:
+        that result from a no-grad call on the same points in the same step, reused instead of
+        encoding again (ops.HashEncoder)."""
         if not self.hollow:
-            encoding = self.encoder(self.to_unit(positions), self.table, cached=cached, reusable=reusable)
+            encoding = self.encoder(self.to_unit(positions), self.table, cached=cached)
         else:
-            encoding = self.encoder(self.to_unit(positions), self.table, self.saliency_logits, cached, self.kept_cells,
-                                    reusable)
+            encoding = self.encoder(self.to_unit(positions), self.table, self.saliency_logits, cached, self.kept_cells)
         return encoding.features, encoding
 
     def prune(self, kept_cells: torch.Tensor | None) -> None:
@@ -144,12 +142,12 @@ class HollowField(nn.Module):
             return torch.ones(unit.shape[0], dtype=torch.bool, device=unit.device)
         return ops.kept_at(unit, self.kept_cells)
 
-    def density_and_geometry(self, positions: torch.Tensor, cached: ops.Encoding | None = None,
-                             reusable: bool = False) -> tuple[torch.Tensor, torch.Tensor, ops.Encoding]:
+    def density_and_geometry(self, positions: torch.Tensor,
+                             cached: ops.Encoding | None = None) -> tuple[torch.Tensor, torch.Tensor, ops.Encoding]:
         """sigma (N,), the density MLP's whole output (N, 1 + geo_features) that color() reads, and
         the encode op's result (ops.Encoding; its saliency p carries no gradient), at scene-space
-        points (N, 3). `cached`, `reusable`: see encode."""
-        features, encoding = self.encode(positions, cached, reusable)
+        points (N, 3). `cached`: see encode."""
+        features, encoding = self.encode(positions, cached)
         out = self.density_mlp(features)
         sigma = trunc_exp(out[:, 0])
         if self.hollow and self.config.gate != "off":

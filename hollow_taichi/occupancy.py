@@ -14,7 +14,6 @@ import math
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from . import backend, ops
 

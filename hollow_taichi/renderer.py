@@ -96,7 +96,7 @@ class VisibleSamples:
             positions=merged["positions"], offsets=offsets.to(torch.int32), counts=counts.to(torch.int32))
         encoding = None
         if merged["features"] is not None:
-            encoding = ops.Encoding(merged["features"], merged["saliency"], merged["unscaled"])
+            encoding = ops.Encoding(merged["features"], merged["saliency"])
         return VisibleSamples(samples, merged["sigma"], encoding)
 
 
@@ -198,24 +198,23 @@ class Renderer:
         """
         threshold = self.compositor.min_transmittance if min_transmittance is None else min_transmittance
         rounds: list[tuple[torch.Tensor, dict]] = []
-        for step in self._march_in_rounds(origins, directions, jitter, threshold, reusable=keep_encoding):
+        for step in self._march_in_rounds(origins, directions, jitter, threshold):
             samples = step.samples
             encoding = step.encoding if keep_encoding else ops.Encoding(None)
             rounds.append((step.light >= threshold, {
                 "ray": step.rays[samples.ray_indices.long()], "t_starts": samples.t_starts, "t_ends": samples.t_ends,
                 "positions": samples.positions, "sigma": step.sigma, "features": encoding.features,
-                "saliency": encoding.saliency, "unscaled": encoding.unscaled}))
+                "saliency": encoding.saliency}))
         return VisibleSamples.from_rounds(rounds, origins.shape[0], origins.device)
 
     def _march_in_rounds(self, origins: torch.Tensor, directions: torch.Tensor, jitter: torch.Tensor | None,
-                         threshold: float, reusable: bool = False) -> Iterator[MarchRound]:
+                         threshold: float) -> Iterator[MarchRound]:
         """Rounds of marching rays (R, 3), each with the density of its samples (no gradient).
 
         Each round marches every ray still going a few samples further (FIRST_ROUND_SAMPLES, then
         twice as many each round), evaluates their density and the light reaching each, and
         carries each ray's optical depth on; a ray stops once its transmittance falls below
-        threshold or it leaves the box. reusable: the rounds' encodings are for a differentiable
-        pass to reuse (HollowField.encode).
+        threshold or it leaves the box.
         """
         n_rays = origins.shape[0]
         t = ops.ray_starts(origins, directions, self.settings, jitter)
@@ -226,7 +225,7 @@ class Renderer:
             limit = min(round_samples, self.settings.max_samples - marched)
             samples, t_next = ops.march_from(origins[going], directions[going], t[going], self.occupancy.bitfield,
                                              self.settings, limit, self.occupancy.blocks)
-            sigma, geometry, encoding = self.field.density_and_geometry(samples.positions, reusable=reusable)
+            sigma, geometry, encoding = self.field.density_and_geometry(samples.positions)
             depth = optical_depth[going]
             yield MarchRound(going, samples, sigma, geometry, encoding, ops.transmittance(sigma, samples, depth))
             optical_depth[going], t[going] = depth, t_next

@@ -11,7 +11,7 @@ thread (ti.loop_config(serialize=True)), which the CPU backend's backward passes
 on one thread Taichi emits plain adds instead, and on two cores that is faster than two threads
 contending for the same lines. Each kernel's .grad, two threads against one, 15 alternating calls
 (medians, Intel Xeon, 2 cores; 65,000 ray-coherent points, 2^17 table; compositing 4,096 rays of 16
-samples): hash_encode 44.7 / 25.0 ms, scale_features 11.3 / 2.3, saliency 4.3 / 1.5, accumulate 1.3
-/ 0.7 (its forward, which adds into per-ray sums, 2.0 / 0.5), optical_depth_adjoint 0.7 / 0.2,
+samples): hash_encode 44.7 / 25.0 ms, saliency_grid.saliency_logit 3.3 / 1.0, accumulate 1.3 / 0.7
+(its forward, which adds into per-ray sums, 2.0 / 0.5), optical_depth_adjoint 0.7 / 0.2,
 add_background 0.2 / 0.05. Other backends run every loop in parallel.
 """

@@ -7,14 +7,13 @@ saliency inside a cell depends only on that cell's 8 corner logits (what makes p
 Fields:
   positions (N, 3) f32   points in [0, 1]^3 (clamped)
   logits    (R, R, R) f32
-  saliency  (N,) f32     p(x)
-  features  (N, D) f32   hash features f(x)
-  scaled    (N, D) f32   output v = p(x) * f(x)
+  logit     (N,) f32     z(x) = trilerp(G, x)
+  saliency  (N,) f32     p(x) = sigmoid(z(x))
+  scaled    (N, D) f32   v = p(x) * f(x), f(x) the hash features (kernels.hash_grid)
 
-The scaling is a kernel of its own, one point per iteration, rather than a factor inside the
-level-major hash kernel: there, the autodiff adds each level's share of dL/dp into the same point's
-gradient from both threads at once, and that contention halved the hash backward (0.60 -> 0.34 M
-points/s, 2^16 ray-coherent points, 2^19 table, 2 cores; measured in issue 11).
+The differentiable path scales in torch (hollow_taichi.ops.hash_grid): v = p * f is one product,
+and its adjoint needs only v, p and dL/dv, so the hash's autodiff (kernels.hash_grid) gives the
+table's gradient and saliency_logit's the logits'.
 """
 import taichi as ti
 
@@ -39,11 +38,18 @@ def point_saliency(positions: ti.template(), logits: ti.template(), i: ti.i32):
 
 
 @ti.kernel
-def saliency(positions: ti.template(), logits: ti.template(), saliency: ti.template(), n: ti.i32,
-             one_thread: ti.template()):
-    ti.loop_config(serialize=one_thread)
+def saliency(positions: ti.template(), logits: ti.template(), saliency: ti.template(), n: ti.i32):
     for i in range(n):
         saliency[i] = point_saliency(positions, logits, i)
+
+
+@ti.kernel
+def saliency_logit(positions: ti.template(), logits: ti.template(), logit: ti.template(), n: ti.i32,
+                   one_thread: ti.template()):
+    """z = trilerp(G, x), whose autodiff carries dL/dz to the logits G (and to the positions)."""
+    ti.loop_config(serialize=one_thread)
+    for i in range(n):
+        logit[i] = trilerp_logit(logits, ti.Vector([positions[i, 0], positions[i, 1], positions[i, 2]]))
 
 
 @ti.kernel
@@ -52,17 +58,6 @@ def saliency_no_grad(positions: ti.types.ndarray(ndim=2), logits: ti.types.ndarr
     """saliency on torch tensors, for passes without gradient."""
     for i in range(n):
         saliency[i] = point_saliency(positions, logits, i)
-
-
-@ti.kernel
-def scale_features(saliency: ti.template(), features: ti.template(), scaled: ti.template(), n: ti.i32,
-                   one_thread: ti.template()):
-    width = ti.static(features.shape[1])
-    ti.loop_config(serialize=one_thread)
-    for i in range(n):
-        p = saliency[i]
-        for j in ti.static(range(width)):
-            scaled[i, j] = p * features[i, j]
 
 
 @ti.func
@@ -82,20 +77,15 @@ def scaled_hash_encode_no_grad(
     kept: ti.types.ndarray(ndim=3),
     saliency: ti.types.ndarray(ndim=1),
     scale: ti.types.ndarray(ndim=1),
-    unscaled: ti.types.ndarray(ndim=2),
     scaled: ti.types.ndarray(ndim=2),
     n: ti.i32,
-    write_unscaled: ti.template(),
 ):
-    """p, v = p * f and, with write_unscaled, f of n points in one kernel on torch tensors, for
-    passes without gradient (the differentiable path runs hash_grid.hash_encode, saliency and
-    scale_features on fields); v is zero in the cells kept (C, C, C) clears (HollowNeRF's pruning;
-    one cell of 1: none). scale (N,) is scratch: each point's p times whether its cell is kept,
-    found once rather than at each level (2^17 ray-coherent points, 2^17 table, 2 threads, 12
-    alternating calls: 86.9 ms, median 99.4, against 95.9, median 116.8). Only a pass whose encoding
-    a differentiable pass reuses needs f (its backward reads it); the others skip writing it: 2^18
-    points of a Lego render, 2^17 table, 2 threads, 25 alternating calls: median 169 ms against 220
-    ms with f."""
+    """p and v = p * f of n points in one kernel on torch tensors, for passes without gradient (the
+    differentiable path runs hash_grid.hash_encode and saliency on fields); v is zero in the cells
+    kept (C, C, C) clears (HollowNeRF's pruning; one cell of 1: none). scale (N,) is scratch: each
+    point's p times whether its cell is kept, found once rather than at each level (2^17
+    ray-coherent points, 2^17 table, 2 threads, 12 alternating calls: 86.9 ms, median 99.4, against
+    95.9, median 116.8)."""
     width = ti.static(table.shape[2])
     for i in range(n):
         p = point_saliency(positions, logits, i)
@@ -104,6 +94,4 @@ def scaled_hash_encode_no_grad(
     for level, i in ti.ndrange(table.shape[0], n):
         value = level_features(positions, table, resolutions, level, i)
         for f in ti.static(range(width)):
-            if ti.static(write_unscaled):
-                unscaled[i, level * width + f] = value[f]
             scaled[i, level * width + f] = scale[i] * value[f]

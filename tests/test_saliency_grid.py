@@ -1,5 +1,4 @@
 """Saliency scaling v = sigmoid(trilerp(G, x)) * hash(x) against a float64 torch reference, every backend."""
-import pytest
 import torch
 
 from hollow_taichi import ops
@@ -69,8 +68,7 @@ def test_saliency_scaled_encoding_forward_and_gradients(arch):
 
 
 def test_saliency_scaled_encoding_without_gradient_matches_the_reference(arch):
-    """Under torch.no_grad one kernel gives v, p and, for a reusable call, f on torch tensors (a
-    call not reusable gives the same v and p without f); encoder.saliency gives p."""
+    """Under torch.no_grad one kernel gives v and p on torch tensors; encoder.saliency gives p."""
     generator = torch.Generator().manual_seed(2)
     encoder = ops.HashEncoder(levels=3, features_per_level=2, log2_table=8, base_resolution=3,
                               finest_resolution=20)
@@ -79,35 +77,19 @@ def test_saliency_scaled_encoding_without_gradient_matches_the_reference(arch):
     logits = torch.randn(5, 5, 5, generator=generator) * 2
     table = table_of(encoder, values)
     with torch.no_grad():
-        encoding = encoder(positions, table, logits, reusable=True)
-        without_f = encoder(positions, table, logits)
+        encoding = encoder(positions, table, logits)
     features64 = reference_encode(positions.double(), values.double(), encoder.resolutions)
     expected, expected_saliency = reference_scale(positions.double(), features64, logits.double())
     torch.testing.assert_close(encoding.features.cpu().double(), expected, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(encoding.unscaled.cpu().double(), features64, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(encoding.saliency.cpu().double(), expected_saliency, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(encoder.saliency(positions, logits).cpu().double(), expected_saliency,
                                atol=1e-6, rtol=1e-5)
-    assert without_f.unscaled is None
-    assert torch.equal(without_f.features, encoding.features) and torch.equal(without_f.saliency, encoding.saliency)
-
-
-def test_a_differentiable_call_refuses_a_cached_encoding_without_f(arch):
-    """Its backward reads f for the logits' gradient: an Encoding made without f must not stand in."""
-    encoder = ops.HashEncoder(levels=2, features_per_level=2, log2_table=6, base_resolution=2,
-                              finest_resolution=8)
-    table = encoder.new_table(torch.Generator().manual_seed(4))
-    positions, logits = torch.rand(20, 3, generator=torch.Generator().manual_seed(5)), torch.zeros(3, 3, 3)
-    with torch.no_grad():
-        without_f = encoder(positions, table, logits)
-    with pytest.raises(ValueError, match="reusable"):
-        encoder(positions, table, logits.requires_grad_(), cached=without_f)
 
 
 def test_pruned_cells_encode_to_zero_alike_with_and_without_gradient(arch):
     """With kept cells, v is zero in every cell they clear: the no-grad kernel applies them itself,
     the differentiable path masks in torch (ops.kept_at); both must prune the same points, those
-    on cell faces and outside the cube included, and leave p and f as they were."""
+    on cell faces and outside the cube included, and leave p as it was."""
     generator = torch.Generator().manual_seed(3)
     encoder = ops.HashEncoder(levels=3, features_per_level=2, log2_table=8, base_resolution=3,
                               finest_resolution=20)
@@ -118,13 +100,13 @@ def test_pruned_cells_encode_to_zero_alike_with_and_without_gradient(arch):
     kept = torch.rand(4, 4, 4, generator=generator) < 0.5
     table = table_of(encoder, values)
     with torch.no_grad():
-        plain = encoder(positions, table, logits, reusable=True)
+        plain = encoder(positions, table, logits)
         kept = kept.to(plain.features.device)  # the backend's device, where the field keeps its cells
-        pruned = encoder(positions, table, logits, kept=kept, reusable=True)
+        pruned = encoder(positions, table, logits, kept=kept)
     differentiable = encoder(positions, table, logits.requires_grad_(), kept=kept)
     in_kept = ops.kept_at(positions, kept).cpu()
     assert 50 < int(in_kept.sum()) < 350  # both kinds of point, so the test can tell
     expected = plain.features.cpu() * in_kept[:, None]
     torch.testing.assert_close(pruned.features.cpu(), expected, atol=0, rtol=0)
     torch.testing.assert_close(differentiable.features.detach().cpu(), expected, atol=1e-6, rtol=1e-5)
-    assert torch.equal(pruned.saliency, plain.saliency) and torch.equal(pruned.unscaled, plain.unscaled)
+    assert torch.equal(pruned.saliency, plain.saliency)

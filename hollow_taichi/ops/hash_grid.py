@@ -61,14 +61,11 @@ class HashTable:
 @dataclass
 class Encoding:
     """What the encode op computed for N points: features (N, L*F) (v = p * f for hollow, zero in
-    pruned cells), the saliency p (N,) and the unscaled hash features f (N, L*F) (hollow; neither
-    pruned; both None for ngp, and f None from a no-grad call not made reusable). A no-grad call's
-    Encoding can be handed to a differentiable call on the same points (HashEncoder's cached; for
-    hollow one made with reusable=True)."""
+    pruned cells) and the saliency p (N,) (hollow, not pruned; None for ngp). A no-grad call's
+    Encoding can be handed to a differentiable call on the same points (HashEncoder's cached)."""
 
     features: torch.Tensor
     saliency: torch.Tensor | None = None
-    unscaled: torch.Tensor | None = None
 
 
 class HashEncoder:
@@ -77,7 +74,7 @@ class HashEncoder:
 
     Call with positions (N, 3) in [0, 1]^3, a HashTable of shape table_shape and, for the saliency,
     logits G (R, R, R) (a vertex grid over the unit cube); returns an Encoding: features (N, L*F),
-    level-major, and for the saliency p (N,) and f (N, L*F), which carry no gradient. Gradients of
+    level-major, and for the saliency p (N,), which carries no gradient. Gradients of
     the features accumulate into the table's gradient field and flow to the logits and, when
     positions require grad, to the positions. With `cached`, the Encoding a no-grad call returned
     for the same points, table and logits, the forward reuses it instead of running the kernels.
@@ -95,9 +92,9 @@ class HashEncoder:
         self._resolutions.from_torch(torch.tensor(self.resolutions, dtype=torch.int32))
         self._positions = FieldBuffer(ti.f32, (3,))
         self._positions_with_grad = FieldBuffer(ti.f32, (3,), needs_grad=True)
-        self._saliency = FieldBuffer(ti.f32, needs_grad=True)
+        self._saliency = FieldBuffer(ti.f32)
+        self._saliency_logit = FieldBuffer(ti.f32, needs_grad=True)
         self._features = FieldBuffer(ti.f32, (self.output_dim,), needs_grad=True)
-        self._scaled = FieldBuffer(ti.f32, (self.output_dim,), needs_grad=True)
         self._logits: ParameterField | None = None
 
     def addressable_rows(self) -> list[int]:
@@ -114,30 +111,25 @@ class HashEncoder:
         return table
 
     def __call__(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None = None,
-                 cached: Encoding | None = None, kept: torch.Tensor | None = None, reusable: bool = False) -> Encoding:
+                 cached: Encoding | None = None, kept: torch.Tensor | None = None) -> Encoding:
         """kept (C, C, C) bool (with logits): the cells of the unit cube whose points keep their
-        features; elsewhere v = 0 (HollowNeRF's pruning), in the Encoding's features too.
-        reusable: a no-grad call whose Encoding a differentiable call will get as `cached`; with
-        logits it then also holds f, which that call's backward reads (other no-grad calls skip f)."""
+        features; elsewhere v = 0 (HollowNeRF's pruning), in the Encoding's features too."""
         # Inputs moved to the device here, where autograd sees it, so gradients return to the caller's device.
         logits = None if logits is None else float32(logits)
         if cached is None and not torch.is_grad_enabled():
-            return self._encode_no_grad(float32(positions), table, logits, kept, reusable)
-        if cached is not None and logits is not None and cached.unscaled is None:
-            raise ValueError("a cached Encoding of a hollow encoder must hold f: make it with reusable=True")
-        features, saliency, unscaled = _HashEncode.apply(float32(positions), table.grad_anchor, logits, table,
-                                                         self, cached)
+            return self._encode_no_grad(float32(positions), table, logits, kept)
+        features, saliency = _HashEncode.apply(float32(positions), table.grad_anchor, logits, table, self, cached)
         if logits is None:
             return Encoding(features)
         if kept is not None:
             features = features * kept_at(positions, kept)[:, None]
-        return Encoding(features, saliency, unscaled)
+        return Encoding(features, saliency)
 
     def _encode_no_grad(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
-                        kept: torch.Tensor | None, reusable: bool) -> Encoding:
+                        kept: torch.Tensor | None) -> Encoding:
         """The Encoding of points (N, 3) for a pass without gradient, by kernels that write torch
         tensors in place (the differentiable path copies through Taichi fields); the pruning is
-        applied in the same kernel. Hollow: f only if reusable (see __call__)."""
+        applied in the same kernel."""
         n, device = positions.shape[0], positions.device
         if logits is None:
             features = torch.empty((n, self.output_dim), device=device)
@@ -145,13 +137,12 @@ class HashEncoder:
                 hash_grid.hash_encode_no_grad(positions, table.field, self._resolutions, features, n)
             return Encoding(features)
         saliency, scaled = torch.empty(n, device=device), torch.empty((n, self.output_dim), device=device)
-        unscaled = torch.empty_like(scaled) if reusable else torch.empty((1, 1), device=device)
         kept = torch.ones((1, 1, 1), dtype=torch.bool, device=device) if kept is None else kept
         if n:
             saliency_grid.scaled_hash_encode_no_grad(positions, table.field, self._resolutions, logits.detach(),
                                                      kept.to(torch.uint8), saliency, torch.empty(n, device=device),
-                                                     unscaled, scaled, n, reusable)
-        return Encoding(scaled, saliency, unscaled if reusable else None)
+                                                     scaled, n)
+        return Encoding(scaled, saliency)
 
     def saliency(self, positions: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """p (N,) = sigmoid(trilerp(logits, x)) at points (N, 3) of the unit cube; no gradient."""
@@ -171,7 +162,7 @@ class HashEncoder:
         self._features.reserve(n)
         if logits is not None:
             self._saliency.reserve(n)
-            self._scaled.reserve(n)
+            self._saliency_logit.reserve(n)
             self._logit_field(logits)
 
     def _logit_field(self, logits: torch.Tensor):
@@ -184,47 +175,45 @@ class HashEncoder:
         return self._positions_with_grad if with_grad else self._positions
 
     def forward(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
-                with_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(v (N, L*F), p (N,), f (N, L*F): the unscaled hash features, which backward reads); p and
-        f are empty for ngp."""
+                with_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(v (N, L*F), p (N,)): v = p * f for hollow, f for ngp (p then empty)."""
         n = positions.shape[0]
         self.reserve(n, logits, with_grad)
         position_field = self._position_buffer(with_grad).load(positions)
         hash_grid.hash_encode(position_field, table.field, self._resolutions, self._features.field, n, False)
+        features = self._features.read(n)
         if logits is None:
-            empty = torch.empty(0, device=backend.device())
-            return self._features.read(n), empty, empty
-        saliency_grid.saliency(position_field, self._logits.field, self._saliency.field, n, False)
-        saliency_grid.scale_features(self._saliency.field, self._features.field, self._scaled.field, n, False)
-        return self._scaled.read(n), self._saliency.read(n), self._features.read(n)
+            return features, torch.empty(0, device=backend.device())
+        saliency_grid.saliency(position_field, self._logits.field, self._saliency.field, n)
+        saliency = self._saliency.read(n)
+        return saliency[:, None] * features, saliency
 
     def backward(self, positions: torch.Tensor, table: HashTable, logits: torch.Tensor | None,
-                 unscaled: torch.Tensor, grad_features: torch.Tensor,
+                 scaled: torch.Tensor, saliency: torch.Tensor, grad_features: torch.Tensor,
                  with_grad: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Adds the table's gradient into its field; returns the gradients of positions and logits.
-        unscaled: forward's f (hollow), which the scaling's adjoint reads."""
+
+        Hollow, from forward's v = p * f (scaled) and p (saliency): dL/df = p dL/dv goes through
+        the hash's autodiff to the table, and dL/dz = (v . dL/dv) (1 - p), z the interpolated logit
+        (p = sigmoid(z), so dL/dz = (f . dL/dv) p (1 - p)), through saliency_logit's to the logits.
+        No pass keeps f for this: keeping it cost the visible-sample pass ~8 ms at 83,000 points.
+        """
         n, one_thread = positions.shape[0], backend.one_thread_autodiff()
         buffer = self._position_buffer(with_grad)
         position_field = buffer.load(positions)
         if with_grad:
             buffer.zero_grad(n)
-        grad_logits = None
-        if logits is None:
-            features = self._features.reserve(n)
-            self._features.load_grad(float32(grad_features))
-        else:
-            features, saliency, scaled = self._features.load(unscaled), self._saliency.reserve(n), self._scaled.reserve(n)
-            logit_field = self._logit_field(logits)
-            saliency_grid.saliency(position_field, logit_field, saliency, n, False)
-            self._scaled.load_grad(float32(grad_features))
-            self._features.zero_grad(n)
-            self._saliency.zero_grad(n)
-            self._logits.zero_grad()
-            saliency_grid.scale_features.grad(saliency, features, scaled, n, one_thread)
-            saliency_grid.saliency.grad(position_field, logit_field, saliency, n, one_thread)
-            grad_logits = self._logits.read_grad()
+        grad_features = float32(grad_features)
+        features = self._features.reserve(n)
+        self._features.load_grad(grad_features if logits is None else saliency[:, None] * grad_features)
         hash_grid.hash_encode.grad(position_field, table.field, self._resolutions, features, n, one_thread)
-        return (buffer.read_grad(n) if with_grad else None), grad_logits
+        if logits is None:
+            return (buffer.read_grad(n) if with_grad else None), None
+        logit_field, logit = self._logit_field(logits), self._saliency_logit.reserve(n)
+        self._saliency_logit.load_grad((scaled * grad_features).sum(dim=1) * (1.0 - saliency))
+        self._logits.zero_grad()
+        saliency_grid.saliency_logit.grad(position_field, logit_field, logit, n, one_thread)
+        return (buffer.read_grad(n) if with_grad else None), self._logits.read_grad()
 
 
 def kept_at(positions: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
@@ -244,19 +233,19 @@ class _HashEncode(torch.autograd.Function):
         ctx.encoder, ctx.table = encoder, table
         ctx.positions_need_grad = positions.requires_grad
         if cached is None:
-            scaled, saliency, unscaled = encoder.forward(positions, table, logits, positions.requires_grad)
+            scaled, saliency = encoder.forward(positions, table, logits, positions.requires_grad)
         else:
             encoder.reserve(positions.shape[0], logits, positions.requires_grad)
-            empty = torch.empty(0, device=positions.device)
-            scaled, saliency, unscaled = (empty if part is None else part.view_as(part)
-                                          for part in (cached.features, cached.saliency, cached.unscaled))
-        ctx.save_for_backward(positions, logits, unscaled)
-        ctx.mark_non_differentiable(saliency, unscaled)
-        return scaled, saliency, unscaled
+            scaled = cached.features.view_as(cached.features)
+            saliency = (torch.empty(0, device=positions.device) if cached.saliency is None
+                        else cached.saliency.view_as(cached.saliency))
+        ctx.save_for_backward(positions, logits, scaled, saliency)
+        ctx.mark_non_differentiable(saliency)
+        return scaled, saliency
 
     @staticmethod
-    def backward(ctx, grad_features, _grad_saliency, _grad_unscaled):
-        positions, logits, unscaled = ctx.saved_tensors
-        grad_positions, grad_logits = ctx.encoder.backward(positions, ctx.table, logits, unscaled, grad_features,
-                                                           ctx.positions_need_grad)
+    def backward(ctx, grad_features, _grad_saliency):
+        positions, logits, scaled, saliency = ctx.saved_tensors
+        grad_positions, grad_logits = ctx.encoder.backward(positions, ctx.table, logits, scaled, saliency,
+                                                           grad_features, ctx.positions_need_grad)
         return grad_positions, None, grad_logits, None, None, None
