@@ -149,14 +149,28 @@ class HollowField(nn.Module):
         points (N, 3). `cached`: see encode."""
         features, encoding = self.encode(positions, cached)
         out = self.density_mlp(features)
-        sigma = trunc_exp(out[:, 0])
-        if self.hollow and self.config.gate != "off":
-            sigma = soft_zero_gate(features, self.gate_alpha, self.config.gate == "gradient") * sigma
-        return sigma, out, encoding
+        return self._density_of(features, out[:, 0]), out, encoding
+
+    def density_and_encoding(self, positions: torch.Tensor) -> tuple[torch.Tensor, ops.Encoding]:
+        """sigma (N,) and the encode op's result at scene-space points (N, 3), without the geometry
+        features color() reads: the density MLP's last layer computes the density's output alone.
+        2^18 ray-coherent points, 2^17 table, 2 threads, medians of 15 (the encoding included):
+        103.8 ms against 107.4 with the whole MLP."""
+        features, encoding = self.encode(positions)
+        last = self.density_mlp[-1]
+        raw = torch.addmv(last.bias[0], self.density_mlp[:-1](features), last.weight[0])
+        return self._density_of(features, raw), encoding
 
     def density(self, positions: torch.Tensor) -> torch.Tensor:
         """sigma (N,) at scene-space points (N, 3)."""
-        return self.density_and_geometry(positions)[0]
+        return self.density_and_encoding(positions)[0]
+
+    def _density_of(self, features: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        """sigma (N,) from the density MLP's first output (N,) at points of features v (N, L*F)."""
+        sigma = trunc_exp(raw)
+        if self.hollow and self.config.gate != "off":
+            sigma = soft_zero_gate(features, self.gate_alpha, self.config.gate == "gradient") * sigma
+        return sigma
 
     def color(self, geometry: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
         """rgb (N, 3) from density_and_geometry's output (N, 1 + geo_features), seen along unit

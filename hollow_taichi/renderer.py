@@ -115,15 +115,16 @@ def _scatter_rows(parts: list[torch.Tensor | None], destinations: list[torch.Ten
 class MarchRound:
     """One round of Renderer._march_in_rounds: the rays still going (indices into the caller's
     rays) and, packed ray by ray in that order, the samples they marched this round with their
-    density sigma (M,), the density MLP's output (M, 1 + geo_features), the encode op's result and
-    the light reaching each sample, T (M,), counted from each ray's start; all without gradient."""
+    density sigma (M,), the encode op's result, the light reaching each sample, T (M,), counted
+    from each ray's start, and the density MLP's output (M, 1 + geo_features) if asked for; all
+    without gradient."""
 
     rays: torch.Tensor
     samples: ops.PackedSamples
     sigma: torch.Tensor
-    geometry: torch.Tensor
     encoding: ops.Encoding
     light: torch.Tensor
+    geometry: torch.Tensor | None
 
 
 class Renderer:
@@ -170,7 +171,7 @@ class Renderer:
         sums = ops.RaySums.zeros(origins.shape[0], origins.device)
         seen = ops.RaySums.zeros(origins.shape[0], origins.device) if saliency and self.field.hollow else None
         n_samples = 0
-        for step in self._march_in_rounds(origins, directions, None, threshold):
+        for step in self._march_in_rounds(origins, directions, None, threshold, geometry=True):
             kept = torch.nonzero(step.light >= threshold).squeeze(1)
             rgb = torch.empty((step.samples.n_samples, 3), device=origins.device)  # read only where kept
             kept_rays = step.rays[step.samples.ray_indices[kept].long()]
@@ -208,8 +209,9 @@ class Renderer:
         return VisibleSamples.from_rounds(rounds, origins.shape[0], origins.device)
 
     def _march_in_rounds(self, origins: torch.Tensor, directions: torch.Tensor, jitter: torch.Tensor | None,
-                         threshold: float) -> Iterator[MarchRound]:
-        """Rounds of marching rays (R, 3), each with the density of its samples (no gradient).
+                         threshold: float, geometry: bool = False) -> Iterator[MarchRound]:
+        """Rounds of marching rays (R, 3), each with the density of its samples (no gradient) and,
+        with `geometry`, the density MLP's whole output (what color() reads).
 
         Each round marches every ray still going a few samples further (FIRST_ROUND_SAMPLES, then
         twice as many each round), evaluates their density and the light reaching each, and
@@ -225,9 +227,12 @@ class Renderer:
             limit = min(round_samples, self.settings.max_samples - marched)
             samples, t_next = ops.march_from(origins[going], directions[going], t[going], self.occupancy.bitfield,
                                              self.settings, limit, self.occupancy.blocks)
-            sigma, geometry, encoding = self.field.density_and_geometry(samples.positions)
+            if geometry:
+                sigma, features, encoding = self.field.density_and_geometry(samples.positions)
+            else:
+                (sigma, encoding), features = self.field.density_and_encoding(samples.positions), None
             depth = optical_depth[going]
-            yield MarchRound(going, samples, sigma, geometry, encoding, ops.transmittance(sigma, samples, depth))
+            yield MarchRound(going, samples, sigma, encoding, ops.transmittance(sigma, samples, depth), features)
             optical_depth[going], t[going] = depth, t_next
             going = going[torch.isfinite(t_next) & (torch.exp(-depth) >= threshold)]
             marched, round_samples = marched + limit, 2 * round_samples
