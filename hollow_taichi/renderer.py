@@ -228,11 +228,12 @@ class Renderer:
             samples, t_next = ops.march_from(origins[going], directions[going], t[going], self.occupancy.bitfield,
                                              self.settings, limit, self.occupancy.blocks)
             if geometry:
-                sigma, features, encoding = self.field.density_and_geometry(samples.positions)
+                sigma, density_output, encoding = self.field.density_and_geometry(samples.positions)
             else:
-                (sigma, encoding), features = self.field.density_and_encoding(samples.positions), None
+                sigma, encoding = self.field.density_and_encoding(samples.positions)
+                density_output = None
             depth = optical_depth[going]
-            yield MarchRound(going, samples, sigma, encoding, ops.transmittance(sigma, samples, depth), features)
+            yield MarchRound(going, samples, sigma, encoding, ops.transmittance(sigma, samples, depth), density_output)
             optical_depth[going], t[going] = depth, t_next
             going = going[torch.isfinite(t_next) & (torch.exp(-depth) >= threshold)]
             marched, round_samples = marched + limit, 2 * round_samples
