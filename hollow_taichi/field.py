@@ -12,6 +12,11 @@ from torch import nn
 from . import ops
 from .config import FieldConfig
 
+# Rows the density MLP runs at a time without gradient (occupancy upkeep, the visible-sample pass):
+# its hidden activations then stay in cache. First layer, ReLU and last row at 2^18 rows, 2 threads,
+# medians of 10: 8.1 ms in chunks of 2^14 against 13.5 in one piece (the same values).
+_DENSITY_ROWS = 1 << 14
+
 
 class _TruncExp(torch.autograd.Function):
     """exp whose backward clamps the exponent (Instant-NGP), so huge densities do not blow up grads."""
@@ -155,11 +160,21 @@ class HollowField(nn.Module):
         """sigma (N,) and the encode op's result at scene-space points (N, 3), without the geometry
         features color() reads: the density MLP's last layer computes the density's output alone.
         2^18 ray-coherent points, 2^17 table, 2 threads, medians of 15 (the encoding included):
-        103.8 ms against 107.4 with the whole MLP."""
+        103.8 ms against 107.4 with the whole MLP. Without gradient the MLP runs _DENSITY_ROWS rows
+        at a time (see there)."""
         features, encoding = self.encode(positions)
+        if torch.is_grad_enabled():
+            return self._density_only(features), encoding
+        sigma = features.new_empty(features.shape[0])
+        for rows, out in zip(features.split(_DENSITY_ROWS), sigma.split(_DENSITY_ROWS)):
+            out.copy_(self._density_only(rows))
+        return sigma, encoding
+
+    def _density_only(self, features: torch.Tensor) -> torch.Tensor:
+        """sigma (N,) at points of features v (N, L*F), the density MLP's last layer for its first output alone."""
         last = self.density_mlp[-1]
         raw = torch.addmv(last.bias[0], self.density_mlp[:-1](features), last.weight[0])
-        return self._density_of(features, raw), encoding
+        return self._density_of(features, raw)
 
     def density(self, positions: torch.Tensor) -> torch.Tensor:
         """sigma (N,) at scene-space points (N, 3)."""
