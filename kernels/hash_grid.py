@@ -111,7 +111,8 @@ def hash_encode(
 ):
     """one_thread: run the loop on one thread, for the autodiff on the CPU (kernels/__init__.py)."""
     ti.loop_config(serialize=one_thread)
-    # Level-major order keeps one level's table hot in cache while all points visit it.
+    # Level by level: its one-thread autodiff at 2^16 points, 22.1 ms against 29.0 point by point
+    # (a loop over the levels inside each point's iteration, whose adjoint keeps a stack).
     for level, i in ti.ndrange(table.shape[0], n):
         encode_level(positions, table, resolutions, features, level, i)
 
@@ -125,6 +126,8 @@ def hash_encode_no_grad(
     n: ti.i32,
 ):
     """hash_encode reading and writing torch tensors where they are, for passes without gradient
-    (rendering, the visible-sample and occupancy passes): no copies through fields."""
-    for level, i in ti.ndrange(table.shape[0], n):
-        encode_level(positions, table, resolutions, features, level, i)
+    (rendering, the visible-sample and occupancy passes): no copies through fields. Point by point,
+    every level in one iteration: see saliency_grid.scaled_hash_encode_no_grad."""
+    for i in range(n):
+        for level in range(table.shape[0]):
+            encode_level(positions, table, resolutions, features, level, i)

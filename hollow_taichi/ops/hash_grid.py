@@ -140,8 +140,7 @@ class HashEncoder:
         kept = torch.ones((1, 1, 1), dtype=torch.bool, device=device) if kept is None else kept
         if n:
             saliency_grid.scaled_hash_encode_no_grad(positions, table.field, self._resolutions, logits.detach(),
-                                                     kept.to(torch.uint8), saliency, torch.empty(n, device=device),
-                                                     scaled, n)
+                                                     kept.to(torch.uint8), saliency, scaled, n)
         return Encoding(scaled, saliency)
 
     def saliency(self, positions: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
