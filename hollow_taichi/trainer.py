@@ -19,7 +19,7 @@ from .errors import Interrupted, RunError
 from .files import atomic_write
 from .field import HollowField
 from .metrics import psnr, rgba_to_rgb
-from .occupancy import INSTANT_NGP_STEPS, OccupancyGrid
+from .occupancy import INSTANT_NGP_BATCH_SAMPLES, INSTANT_NGP_STEPS, OccupancyGrid
 from .progress import Progress, progress_report
 from .renderer import INSTANT_NGP_CONE_ANGLE, Renderer, cone_angle_for, march_steps_for
 from .scenes import ImageSet, Scene
@@ -86,13 +86,21 @@ def build_model(config: TrainConfig, aabb: torch.Tensor, aabb_scale: int,
     device = backend.device()
     field = HollowField(config.field, aabb.to(device), config.hollow, aabb_scale, generator).to(device)
     occupancy = OccupancyGrid(cascades_for(aabb_scale), config.occupancy_resolution, config.occupancy_decay, device,
-                              config.march_steps or INSTANT_NGP_STEPS, config.occupancy_interval)
+                              config.march_steps or INSTANT_NGP_STEPS, config.occupancy_interval,
+                              occupancy_sample_fraction(config))
     cone_angle = config.cone_angle
     if cone_angle is None:  # a run saved before the setting: it marched as Instant-NGP does
         cone_angle = 0.0 if aabb_scale == 1 else INSTANT_NGP_CONE_ANGLE
     renderer = Renderer(field, occupancy, cone_angle=cone_angle, near=config.near_distance,
                         render_min_transmittance=config.render_min_transmittance)
     return field, occupancy, renderer
+
+
+def occupancy_sample_fraction(config: TrainConfig) -> float:
+    """config.occupancy_sample_fraction, or (None) the batch's share of Instant-NGP's, at most 1."""
+    if config.occupancy_sample_fraction is not None:
+        return config.occupancy_sample_fraction
+    return min(1.0, config.batch_samples / INSTANT_NGP_BATCH_SAMPLES)
 
 
 def make_optimizer(field: HollowField, config: TrainConfig) -> torch.optim.Adam:

@@ -63,3 +63,25 @@ def test_cells_are_occupied_above_instant_ngps_density_whatever_the_march_step(a
         occupied = grid.occupied().reshape(8, 8, 8).cpu()  # [z, y, x]
         assert occupied[:, :, 2:].all()
         assert not occupied[:, :4, :2].any() and occupied[:, 4:, :2].all()
+
+
+
+def test_a_refresh_samples_its_fraction_of_instant_ngps_cells_after_a_first_full_one(arch):
+    """sample_fraction 1/4 of a 512-cell grid: the first refresh (the grid holds no density yet)
+    evaluates every cell, a later warm-up refresh 128 (a quarter of every cell), one after the
+    warm-up 32 at random and 32 occupied (a quarter of Instant-NGP's n/4 and n/4)."""
+    grid = OccupancyGrid(1, 8, sample_fraction=0.25)
+    evaluated = []
+
+    def density(points: torch.Tensor) -> torch.Tensor:
+        evaluated.append(points.shape[0])
+        return torch.full_like(points[:, 0], 1e3)
+
+    generator = torch.Generator().manual_seed(0)
+    counts = []
+    for warmup in (True, True, False):
+        evaluated.clear()
+        grid.update(density, warmup=warmup, generator=generator)
+        counts.append(sum(evaluated))
+    assert counts == [512, 128, 64]
+    assert grid.occupied().all()
