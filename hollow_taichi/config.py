@@ -137,8 +137,8 @@ class TrainConfig:
     occupancy_warmup: int = 256
     occupancy_decay: float = 0.95  # per refresh of a one-cascade grid
     # The share of Instant-NGP's cells a refresh samples (OccupancyGrid); None: batch_samples / 2^18,
-    # at most 1, so that the upkeep costs a step what Instant-NGP's costs its step. Lego 2^17, 1000
-    # steps, 40 test views, seeds 0 / 1: 1/4 30.14 / 29.94 dB, 1 (every cell) 29.93 / 29.66.
+    # at most 1: after the warm-up a step's upkeep then costs what Instant-NGP's costs its step. Lego
+    # 2^17, 1000 steps, 40 test views, seeds 0 / 1: 1/4 30.14 / 29.94 dB, 1 (every cell) 29.93 / 29.66.
     occupancy_sample_fraction: float | None = None
     eval_interval: int = 500
     log_interval: int = 50  # steps between records in train_log.jsonl
@@ -210,7 +210,7 @@ class TrainConfig:
         if "lr" in values and "table_lr" not in values:
             values["table_lr"] = values["lr"]  # saved before table_lr existed, when the table trained at lr
         if "occupancy_interval" in values and "occupancy_sample_fraction" not in values:
-            values["occupancy_sample_fraction"] = 1.0  # saved before it existed, when a refresh sampled all of Instant-NGP's cells
+            values["occupancy_sample_fraction"] = 1.0  # saved before it, when refreshes sampled Instant-NGP's cells
         try:
             return cls(field=FieldConfig(**field_values), admm=AdmmConfig(**admm_values), **values)
         except TypeError as error:
