@@ -58,14 +58,17 @@ def marched_samples_per_ray(renderer, images) -> float:
     from hollow_taichi import ops
 
     device = renderer.field.aabb.device
+    # The empty blocks the marcher jumps (a build before them, run as a --baseline, has none) change
+    # how it walks, not the samples it emits.
+    blocks = getattr(renderer.occupancy, "blocks", None)
+    jumps = {} if blocks is None else {"blocks": blocks}
     samples = rays = 0
     for index in range(len(images)):
         origins, directions = images.cameras.pixel_rays(index)
         for chunk_origins, chunk_directions in zip(origins.split(1 << 14), directions.split(1 << 14)):
             with torch.no_grad():
                 marched = ops.march_rays(chunk_origins.to(device), chunk_directions.to(device),
-                                         renderer.occupancy.bitfield, renderer.settings,
-                                         blocks=renderer.occupancy.blocks)
+                                         renderer.occupancy.bitfield, renderer.settings, **jumps)
             samples += marched.n_samples
             rays += chunk_origins.shape[0]
     return samples / max(rays, 1)

@@ -6,9 +6,10 @@
 Budgets: each --minutes budget trains the room from scratch (default settings) and measures PSNR
 and SSIM over all 8 held-out views at the training resolution (128x96), samples/s and the seconds
 rendering one held-out view takes. With --baseline DIR (another build of the package, say
-`pip install --no-deps --target DIR .` of an older commit), that build trains the same budget at
-the same time, in a process of its own, so that both see the same machine (a busy machine gives
-both fewer steps; the steps column says how many each got).
+`pip install --no-deps --target DIR .` of an older commit), that build trains the same budget right
+after this one, alone on the machine as this one was: two trainings side by side each got ~2.6x
+fewer steps than one alone (torch's threads spin on the cores Taichi's kernels need; BENCHMARKS.md,
+"Torch's threads beside Taichi's"), so a time budget shared that way measures the sharing.
 
 --ablation: what each of the capture settings buys at an equal step budget (wall time is unreliable
 on a shared machine): training with none of them, then adding one at a time (random background,
@@ -122,11 +123,9 @@ def run_budgets(minutes, arch, baseline, baseline_label) -> list[dict]:
     results = []
     for budget in minutes:
         arguments = ["--scene", room_path(), "--minutes", str(budget), "--arch", arch]
-        running = [("this build", start(None, arguments))]
-        if baseline:
-            running.append((baseline_label, start(str(Path(baseline).resolve()), arguments)))
-        for label, process in running:
-            results.append(finish(label, process))
+        builds = [("this build", None)] + ([(baseline_label, str(Path(baseline).resolve()))] if baseline else [])
+        for label, package_dir in builds:
+            results.append(finish(label, start(package_dir, arguments)))
             click.echo(json.dumps(results[-1]))
     return results
 
@@ -163,7 +162,7 @@ def run_ablation(steps, arch, batch_samples, hash_log2, occupancy_resolution) ->
 @click.option("--occupancy-resolution", type=int, default=128, show_default=True, help="Occupancy grid (ablation).")
 @click.option("--arch", default="cpu", show_default=True)
 @click.option("--baseline", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder with another build of the package, trained alongside this one.")
+              help="Folder with another build of the package, trained after this one, alone.")
 @click.option("--baseline-label", default="baseline", show_default=True)
 @click.option("--record", is_flag=True, help="Write the table to BENCHMARKS.md.")
 @click.option("--one", is_flag=True, hidden=True, help="Measure one run, print JSON (internal).")
