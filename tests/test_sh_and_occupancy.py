@@ -65,7 +65,6 @@ def test_cells_are_occupied_above_instant_ngps_density_whatever_the_march_step(a
         assert not occupied[:, :4, :2].any() and occupied[:, 4:, :2].all()
 
 
-
 def test_a_refresh_samples_its_fraction_of_instant_ngps_cells_after_a_first_full_one(arch):
     """sample_fraction 1/4 of a 512-cell grid: the first refresh (the grid holds no density yet)
     evaluates every cell, a later warm-up refresh 128 (a quarter of every cell), one after the
