@@ -1,6 +1,7 @@
 """The hollow-taichi command line: train, eval, render, view, export, info. Parses, validates, calls."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import signal
@@ -12,7 +13,7 @@ import click
 from hollow_taichi import __version__
 from hollow_taichi.backend import ARCH_CHOICES, device_error
 from hollow_taichi.config import (METHODS, VIEWER_HOST, VIEWER_MAX_SIDE, VIEWER_MAX_SIDE_RANGE, VIEWER_PORT, AdmmConfig,
-                                  FieldConfig, TrainConfig)
+                                  Coding, FieldConfig, TrainConfig)
 from hollow_taichi.errors import HollowError, Interrupted, RunError
 
 DEFAULT_STEPS = 2000
@@ -234,16 +235,23 @@ def view(run_dir, port, host, scene, arch, max_resolution):
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out_file", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="The compact model file to write.")
+@click.option("--bits", type=click.IntRange(2, 16), default=Coding.table_bits, show_default=True,
+              help="Bits per hash-table feature (quantized per level and feature, then entropy-coded).")
+@click.option("--saliency-bits", type=click.IntRange(2, 16), default=Coding.saliency_bits, show_default=True,
+              help="Bits per kept saliency logit.")
+@click.option("--lossless", is_flag=True, help="Store every number as float32: the run's model exactly.")
 @click.option("--arch", type=click.Choice(ARCH_CHOICES), default="cpu", show_default=True)
-def export(run_dir, out_file, arch):
-    """Write the compact model of a run: only its effective parameters (kept saliency, referenced hash rows, MLPs)."""
+def export(run_dir, out_file, bits, saliency_bits, lossless, arch):
+    """Write the compact model of a run: only its effective parameters (kept saliency, referenced hash
+    rows, MLPs), quantized and compressed in a file that is safe to open (docs/model-format.md)."""
     from hollow_taichi import compact, runs
 
+    coding = Coding.lossless() if lossless else Coding(table_bits=bits, saliency_bits=saliency_bits)
     run = runs.load_run(run_dir, arch)
-    effective = compact.save(out_file, run.config, run.field, run.renderer.occupancy, run.step)
-    click.echo(json.dumps({"params_total": run.field.parameter_count(), "params_effective": effective.as_dict(),
-                           "compact_bytes": out_file.stat().st_size}, indent=2))
-    click.echo(f"compact model in {out_file}")
+    saved = compact.save(out_file, run.config, run.field, run.renderer.occupancy, run.step, coding)
+    click.echo(json.dumps({"params_total": run.field.parameter_count(), "params_effective": saved.effective.as_dict(),
+                           "coding": dataclasses.asdict(coding), "compact_bytes": saved.bytes}, indent=2))
+    click.echo(f"compact model in {out_file} ({saved.bytes / 1e6:.3f} MB)")
 
 
 @main.command()

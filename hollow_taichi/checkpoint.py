@@ -1,4 +1,8 @@
-"""Checkpoints written atomically: a crash at any moment leaves the previous one loadable."""
+"""Checkpoints written atomically: a crash at any moment leaves the previous one loadable.
+
+A checkpoint is a torch file of tensors and plain data, read with torch.load(weights_only=True):
+a crafted one (a pickle that would build arbitrary objects or call functions) is refused unread.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -34,8 +38,8 @@ def load(path: Path) -> dict:
     if not path.is_file():
         raise RunError(f"{path}: no checkpoint here")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises many types for a damaged file
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data; no code runs
+    except Exception as error:  # torch raises many types for a damaged or crafted file
         raise RunError(f"{path}: unreadable checkpoint ({type(error).__name__})") from None
     if not isinstance(state, dict):
         raise RunError(f"{path}: not a hollow-taichi checkpoint")
@@ -71,10 +75,11 @@ def check_config(path: Path, state: dict, config: dict) -> None:
 
 
 @contextmanager
-def restoring(path: Path) -> Iterator[None]:
-    """Turn an error while loading a checkpoint's state into a model into one RunError naming the file."""
+def restoring(path: Path, what: str = "checkpoint") -> Iterator[None]:
+    """Turn an error while loading a checkpoint's (or a compact model's) state into a model into one
+    RunError naming the file."""
     try:
         yield
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         detail = " ".join(str(error).split())
-        raise RunError(f"{path}: checkpoint does not fit this model ({type(error).__name__}: {detail})") from None
+        raise RunError(f"{path}: {what} does not fit this model ({type(error).__name__}: {detail})") from None

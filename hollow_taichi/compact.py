@@ -11,13 +11,16 @@ a trilerp is bounded by its corners' max). Points in other cells decode to v = 0
 Their count is the effective parameter count. For ngp every addressable parameter is effective
 (HollowField.parameter_count).
 
-A compact model file holds those (logits and rows as bit masks plus values), the configuration and
-what rendering needs besides (scene box, gate alpha, occupancy bits). Loading it rebuilds a field
-whose missing rows are zero and whose missing logits lie below the threshold, so it keeps and
-prunes the same cells and renders what the full model renders.
+A compact model file holds those (kept cells and referenced rows as bit masks, then the values,
+quantized by default: hollow_taichi.quantize), the configuration and what rendering needs besides
+(scene box, gate alpha, occupancy bits), in the container of hollow_taichi.container: a JSON header
+and zstd-compressed arrays, no pickle. Loading it rebuilds a field whose missing rows are zero and
+whose missing logits lie below the threshold, so it keeps and prunes the same cells, and renders
+what the full model renders up to the quantization (exactly, with Coding.lossless()).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +29,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import backend, checkpoint, ops
+from . import backend, checkpoint, container, ops, quantize
 from .admm import kept_cells
-from .config import TrainConfig
+from .config import Coding, TrainConfig
+from .container import ContainerError
 from .errors import RunError
 from .field import HollowField
 from .occupancy import OccupancyGrid
@@ -88,13 +92,27 @@ def effective_parameters(field: HollowField, threshold: float) -> EffectiveParam
 # --- the file ----------------------------------------------------------------------------------
 
 
-def _pack(mask: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(np.packbits(mask.cpu().numpy().ravel()))
+@dataclass
+class Saved:
+    """What export wrote: the effective parameters the file holds and its size in bytes."""
+
+    effective: EffectiveParameters
+    bytes: int
 
 
-def _unpack(bits: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+def _pack(mask: torch.Tensor) -> np.ndarray:
+    return np.packbits(mask.cpu().numpy().ravel())
+
+
+def _unpack(path: Path, bits: np.ndarray, shape: tuple[int, ...], what: str) -> torch.Tensor:
     count = math.prod(shape)
-    return torch.from_numpy(np.unpackbits(bits.numpy(), count=count).astype(bool)).reshape(shape)
+    _expect(path, bits.ndim == 1 and bits.size == (count + 7) // 8, f"{what} mask of {bits.size} bytes")
+    return torch.from_numpy(np.unpackbits(bits, count=count).astype(bool)).reshape(shape)
+
+
+def _expect(path: Path, condition: bool, what: str) -> None:
+    if not condition:
+        raise RunError(f"{path}: damaged compact model ({what} does not fit its configuration)")
 
 
 def _pruned_logit(threshold: float) -> float:
@@ -104,87 +122,142 @@ def _pruned_logit(threshold: float) -> float:
     return math.log(p / (1.0 - p)) - 1.0 if p > 0 else 0.0
 
 
-def _sparse_table(field: HollowField, threshold: float) -> dict:
+def _threshold_logit(threshold: float) -> float:
+    return math.log(threshold / (1.0 - threshold))
+
+
+def _table_arrays(field: HollowField, threshold: float, bits: int | None,
+                  grid: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The referenced rows as one bit mask (L x T) and their features (M, F), level after level:
+    float32, or codes with a step per level and feature: the table's own grid (L, F) if it trained
+    on one (quantization-aware training at these bits), else the least-error grid for the values."""
     rows = referenced_rows(field, threshold)
-    table = field.table.read().cpu()
-    return {"shape": list(table.shape), "rows": [_pack(level) for level in rows],
-            "values": [table[index][level] for index, level in enumerate(rows)]}
+    table = field.table.read().cpu().numpy()
+    values = [table[level][mask.numpy()] for level, mask in enumerate(rows)]
+    arrays = {"table.rows": _pack(torch.stack(rows))}
+    if bits is None:
+        arrays["table.values"] = np.concatenate(values)
+        return arrays
+    if grid is None:
+        codes, steps = zip(*(quantize.symmetric(level, bits) for level in values))
+    else:
+        codes, steps = [quantize.codes_on_grid(level, grid[index], bits) for index, level in enumerate(values)], grid
+    arrays.update({"table.codes": np.concatenate(codes), "table.steps": np.stack(steps).astype(np.float32)})
+    return arrays
 
 
-def _sparse_logits(field: HollowField, threshold: float) -> dict | None:
-    if not field.hollow:
+def trained_grid(config: TrainConfig, field: HollowField, bits: int | None) -> np.ndarray | None:
+    """The grid (L, F) the table trained on, if it trained quantized at `bits` bits (config.qat_bits)."""
+    if bits is None or bits != config.qat_bits or not field.table_steps.any():
         return None
+    return field.table_steps.cpu().numpy()
+
+
+def _saliency_arrays(field: HollowField, threshold: float, bits: int | None) -> tuple[dict[str, np.ndarray], dict]:
+    """The kept cells as a bit mask and the logits at their corners (float32, or codes that keep
+    every logit on its side of the threshold); and the meta data that decodes them."""
     logits = field.saliency_logits.detach().cpu()
-    vertices = corner_vertices(kept_cells(logits, threshold))
-    return {"vertices": _pack(vertices), "logits": logits[vertices]}
+    kept = kept_cells(logits, threshold)
+    corners = logits[corner_vertices(kept)].numpy()
+    arrays = {"saliency.kept": _pack(kept)}
+    if bits is None:
+        arrays["saliency.logits"] = corners
+        return arrays, {}
+    codes, step = quantize.threshold_preserving(corners, _threshold_logit(threshold), bits)
+    arrays["saliency.codes"] = codes
+    return arrays, {"saliency_step": step}
 
 
-def save(path: Path, config: TrainConfig, field: HollowField, occupancy: OccupancyGrid,
-         step: int) -> EffectiveParameters:
-    """Write the compact model of a field (atomically, as checkpoints are written); returns what it holds."""
+def _mlp_arrays(field: HollowField, dtype: str) -> dict[str, np.ndarray]:
+    modules = {"density": field.density_mlp, "color": field.color_mlp}
+    return {f"mlp.{name}.{key}": value.detach().cpu().numpy().astype(dtype)
+            for name, module in modules.items() for key, value in module.state_dict().items()}
+
+
+def save(path: Path, config: TrainConfig, field: HollowField, occupancy: OccupancyGrid, step: int,
+         coding: Coding = Coding()) -> Saved:
+    """Write the compact model of a field (atomically, as checkpoints are written) in the safe
+    container (hollow_taichi.container); returns what it holds."""
+    coding.check()
     threshold = config.admm.prune_threshold
     aabb = field.aabb.cpu()
-    table = _sparse_table(field, threshold)
-    saliency = _sparse_logits(field, threshold)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.save(path, {
-        "kind": KIND,
-        "config": config.to_dict(),
-        "step": step,
-        "aabb": aabb,
-        "aabb_scale": int(round((aabb[1] - aabb[0])[0].item())),
-        "gate_alpha": field.gate_alpha,
-        "mlp": {"density": field.density_mlp.state_dict(), "color": field.color_mlp.state_dict()},
-        "table": table,
-        "saliency": saliency,
-        "occupancy": occupancy.bitfield.cpu(),
-    })
-    return EffectiveParameters(
-        mlp=sum(parameter.numel() for parameter in field.mlp_parameters()),
-        saliency=0 if saliency is None else saliency["logits"].numel(),
-        table=sum(values.numel() for values in table["values"]),
-    )
+    grid = trained_grid(config, field, coding.table_bits)
+    arrays = {"aabb": aabb.numpy(), "occupancy": occupancy.bitfield.cpu().numpy(),
+              **_mlp_arrays(field, coding.mlp_dtype), **_table_arrays(field, threshold, coding.table_bits, grid)}
+    meta = {"config": config.to_dict(), "step": step, "aabb_scale": int(round((aabb[1] - aabb[0])[0].item())),
+            "gate_alpha": field.gate_alpha, "table_shape": list(field.table.shape),
+            "coding": dataclasses.asdict(coding)}
+    if field.hollow:
+        saliency, saliency_meta = _saliency_arrays(field, threshold, coding.saliency_bits)
+        arrays.update(saliency)
+        meta.update(saliency_meta)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    size = container.write(Path(path), KIND, meta, arrays)
+    return Saved(effective_parameters(field, threshold), size)
 
 
-def _dense_table(sparse: dict) -> torch.Tensor:
-    shape = tuple(sparse["shape"])
+def _dense_table(path: Path, arrays: dict, shape: tuple[int, ...]) -> torch.Tensor:
+    rows = _unpack(path, arrays["table.rows"], shape[:2], "table rows")
+    counts = rows.sum(dim=1).tolist()
+    if "table.values" in arrays:
+        values = arrays["table.values"]
+    else:
+        codes, steps = arrays["table.codes"], arrays["table.steps"]
+        _expect(path, steps.shape == (shape[0], shape[2]), "table steps")
+        level_of_row = np.repeat(np.arange(shape[0]), counts)
+        _expect(path, codes.shape == (sum(counts), shape[2]), "table codes")
+        values = codes.astype(np.float32) * steps.astype(np.float32)[level_of_row]
+    _expect(path, values.shape == (sum(counts), shape[2]), "table values")
     table = torch.zeros(shape)
-    for level, (bits, values) in enumerate(zip(sparse["rows"], sparse["values"])):
-        table[level][_unpack(bits, shape[1:2])] = values
+    table[rows] = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
     return table
 
 
-def _dense_logits(sparse: dict, resolution: int, threshold: float) -> torch.Tensor:
-    shape = (resolution,) * 3
-    logits = torch.full(shape, _pruned_logit(threshold))
-    logits[_unpack(sparse["vertices"], shape)] = sparse["logits"]
+def _dense_logits(path: Path, arrays: dict, meta: dict, resolution: int, threshold: float) -> torch.Tensor:
+    kept = _unpack(path, arrays["saliency.kept"], (resolution - 1,) * 3, "kept saliency cells")
+    vertices = corner_vertices(kept)
+    if "saliency.logits" in arrays:
+        values = arrays["saliency.logits"]
+    else:
+        step = meta.get("saliency_step")
+        _expect(path, isinstance(step, float) and step > 0, "saliency step")
+        values = quantize.threshold_dequantize(arrays["saliency.codes"], _threshold_logit(threshold), step)
+    _expect(path, values.shape == (int(vertices.sum()),), "saliency logits")
+    logits = torch.full((resolution,) * 3, _pruned_logit(threshold))
+    logits[vertices] = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
     return logits
 
 
-def _read(path: Path) -> dict:
-    state = checkpoint.load(path)
-    if state.get("kind") != KIND:
-        raise RunError(f"{path}: not a compact model (write one with `hollow-taichi export`)")
-    return state
+def _load_mlps(path: Path, field: HollowField, arrays: dict) -> None:
+    for name, module in {"density": field.density_mlp, "color": field.color_mlp}.items():
+        state = {key: torch.from_numpy(arrays[f"mlp.{name}.{key}"].astype(np.float32))
+                 for key in module.state_dict()}
+        module.load_state_dict(state)
 
 
 @torch.no_grad()
 def load(path: Path, arch: str | None = None) -> tuple[TrainConfig, Renderer, int]:
     """Rebuild a compact model, pruned and ready to render: (config, renderer, training step)."""
     path = Path(path)
-    state = _read(path)
-    config = TrainConfig.from_dict(state["config"])
-    threshold = config.admm.prune_threshold
-    backend.init(arch or config.arch, config.threads)
-    with checkpoint.restoring(path):
-        field, occupancy, renderer = build_model(config, state["aabb"], state["aabb_scale"])
-        field.table.write(_dense_table(state["table"]))
-        field.density_mlp.load_state_dict(state["mlp"]["density"])
-        field.color_mlp.load_state_dict(state["mlp"]["color"])
+    try:
+        meta, arrays = container.read(path, KIND)
+    except ContainerError as error:
+        raise RunError(str(error)) from None
+    with checkpoint.restoring(path, "compact model"):
+        config = TrainConfig.from_dict(meta["config"])
+        threshold = config.admm.prune_threshold
+        backend.init(arch or config.arch, config.threads)
+        field, occupancy, renderer = build_model(config, torch.from_numpy(arrays["aabb"]), int(meta["aabb_scale"]))
+        shape = tuple(meta["table_shape"])
+        _expect(path, shape == tuple(field.table.shape), "table shape")
+        field.table.write(_dense_table(path, arrays, shape))
+        _load_mlps(path, field, arrays)
         if field.hollow:
-            field.saliency_logits.copy_(_dense_logits(state["saliency"], config.field.saliency_resolution, threshold))
-        field.gate_alpha = state["gate_alpha"]
-        occupancy.bitfield = state["occupancy"].to(occupancy.bitfield.device)
+            resolution = config.field.saliency_resolution
+            field.saliency_logits.copy_(_dense_logits(path, arrays, meta, resolution, threshold))
+        field.gate_alpha = float(meta["gate_alpha"])
+        bits = arrays["occupancy"]
+        _expect(path, bits.shape == tuple(occupancy.bitfield.shape), "occupancy bits")
+        occupancy.bitfield = torch.from_numpy(bits.copy()).to(occupancy.bitfield.device)
     apply_pruning(field, threshold)
-    return config, renderer, state["step"]
+    return config, renderer, int(meta["step"])

@@ -64,6 +64,28 @@ class AdmmConfig:
     harden_length: float = 0.1
 
 
+@dataclass(frozen=True)
+class Coding:
+    """How a compact file stores its numbers: bits per table feature and per saliency logit (None:
+    float32, lossless) and the MLP weights' dtype."""
+
+    table_bits: int | None = 8
+    saliency_bits: int | None = 8
+    mlp_dtype: str = "float16"
+
+    @classmethod
+    def lossless(cls) -> "Coding":
+        return cls(table_bits=None, saliency_bits=None, mlp_dtype="float32")
+
+    def check(self) -> None:
+        for name in ("table_bits", "saliency_bits"):
+            bits = getattr(self, name)
+            if bits is not None and not 2 <= bits <= 16:
+                raise RunError(f"{name.replace('_', ' ')} must be between 2 and 16, got {bits}")
+        if self.mlp_dtype not in ("float16", "float32"):
+            raise RunError(f"MLP weights are stored as float16 or float32, not {self.mlp_dtype!r}")
+
+
 @dataclass
 class TrainConfig:
     scene: str = ""
@@ -110,6 +132,12 @@ class TrainConfig:
     # hollow: the density MLP's first layer (which reads v = p f) too; Lego 2^19, 1000 steps, 40 test
     # views, seeds 0 / 1: -0.98 / +0.03 dB against ngp (default -0.61 / -0.65): unsettled, so off.
     input_lr_follows_saliency: bool = False
+    # Quantization-aware training of the hash table (None: off): from qat_start of the budget on, the
+    # table reads its values rounded to qat_bits-bit codes on a grid per level and feature (the
+    # compact file's quantizer, hollow_taichi.quantize), the gradient passed straight through to a
+    # float latent copy; `export --bits qat_bits` then holds exactly the model that trained.
+    qat_bits: int | None = None
+    qat_start: float = 0.8
     lr_decay_start: float = 0.8  # fraction of the budget trained at the full learning rate
     lr_final_fraction: float = 0.1  # then it decays exponentially to lr * this at the end
     weight_decay: float = 1e-6  # on MLP weights
@@ -175,6 +203,10 @@ class TrainConfig:
             raise RunError(f"unknown sparsity penalty {self.admm.penalty!r}: choose one of {', '.join(PENALTIES)}")
         if not 0 < self.admm.sparsity <= 1:
             raise RunError(f"--sparsity must be in (0, 1], got {self.admm.sparsity}")
+        if self.qat_bits is not None and not 2 <= self.qat_bits <= 16:
+            raise RunError(f"qat_bits must be between 2 and 16, got {self.qat_bits}")
+        if not 0 <= self.qat_start < 1:
+            raise RunError(f"qat_start must be in [0, 1), got {self.qat_start}")
         start = self.admm.harden_start
         if start is not None and not self.admm.warmup_fraction <= start < 1:
             raise RunError(f"admm.harden_start must be in [admm.warmup_fraction, 1), got {start}")

@@ -63,6 +63,10 @@ class HollowField(nn.Module):
         self.encoder = ops.HashEncoder(config.levels, config.features_per_level, config.log2_table,
                                        config.base_resolution, config.finest_resolution * aabb_scale)
         self.table = self.encoder.new_table(generator)  # a Taichi field, updated by ops.TableAdam
+        # The grid the table is quantized to during quantization-aware training, a step per level and
+        # feature (L, F); zero while it is not (Trainer._quantize_table). Export uses it.
+        self.register_buffer("table_steps", torch.zeros(config.levels, config.features_per_level,
+                                                        device=self.aabb.device))
         if hollow:
             # Logit 2 (p = 0.88): v = p * f, and Adam moves f by about lr a step whatever its
             # gradient's scale, so v learns at p times the table's rate; starting near 1 keeps the
@@ -94,6 +98,8 @@ class HollowField(nn.Module):
         key = prefix + "table"
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
+        if prefix + "table_steps" in missing_keys:  # saved before quantization-aware training: none
+            missing_keys.remove(prefix + "table_steps")
         if key in unexpected_keys:
             unexpected_keys.remove(key)
         if key not in state_dict:

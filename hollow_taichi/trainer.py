@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
-from . import backend, checkpoint, ops
+from . import backend, checkpoint, ops, quantize
 from .admm import AdmmPruner, kept_cells
 from .config import TrainConfig
 from .errors import Interrupted, RunError
@@ -33,6 +34,7 @@ TABLE_AND_MLP_BETAS = (0.9, 0.99)  # Adam's, as Instant-NGP's
 ADAM_EPS = 1e-15
 INPUT_LAYER_GROUP = "mlp_input"  # the density MLP's first layer, when its rate follows the saliency
 HARDENED_LOGIT_RISE = 8.0  # what hardening adds to a kept logit: p >= 0.01 becomes >= 0.97
+QAT_REFIT_INTERVAL = 64  # steps between fits of the quantization grid to the latent table; see _quantize_table
 
 
 @dataclass
@@ -142,6 +144,14 @@ def make_table_optimizer(field: HollowField, config: TrainConfig) -> ops.TableAd
     """Adam over the hash table where it lives (a Taichi field): no step copies the table or its
     gradient between Taichi and torch; the moments are torch tensors."""
     return ops.TableAdam(field.table, config.table_lr, TABLE_AND_MLP_BETAS, ADAM_EPS)
+
+
+def table_grid(table: torch.Tensor, rows_per_level: list[int], bits: int) -> torch.Tensor:
+    """(L, F): the step of quantize.symmetric's grid for each level and feature of a table (L, T, F),
+    fitted to the rows each level addresses."""
+    values = table.detach().cpu().numpy()
+    steps = [quantize.symmetric(values[level, :rows], bits)[1] for level, rows in enumerate(rows_per_level)]
+    return torch.from_numpy(np.stack(steps))
 
 
 class TrainingLog:
@@ -312,9 +322,26 @@ class Trainer:
         target = rgba_to_rgb(pixels, background) if channels == 4 else pixels
         return origins, directions, background, target
 
+    def quantizing(self) -> bool:
+        """Whether quantization-aware training of the table (config.qat_bits) has started."""
+        return self.config.qat_bits is not None and self.budget_fraction() >= self.config.qat_start
+
+    def _quantize_table(self) -> None:
+        """Once quantizing, the table trains on a grid of qat_bits-bit codes (ops.TableAdam.quantize),
+        fitted to the latent table when quantization starts and every QAT_REFIT_INTERVAL steps after,
+        as the values move; the field keeps the grid (table_steps) for export."""
+        optimizer = self.table_optimizer
+        if not self.quantizing() or (optimizer.latent is not None and self.step % QAT_REFIT_INTERVAL):
+            return
+        latent = self.field.table.read() if optimizer.latent is None else optimizer.latent
+        grid = table_grid(latent, self.field.encoder.addressable_rows(), self.config.qat_bits)
+        self.field.table_steps.copy_(grid)
+        optimizer.quantize(self.field.table_steps, self.config.qat_bits)
+
     def train_step(self) -> StepStats:
         self._apply_schedule()
         self._harden_saliency()
+        self._quantize_table()
         origins, directions, background, target = self.sample_batch(self.rays_per_step)
         jitter = torch.rand(origins.shape[0], generator=self.generator).to(self.device)
         distortion_weight = self.config.distortion_weight

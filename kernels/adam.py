@@ -28,3 +28,37 @@ def adam_step(
         second_moment[index] = second
         parameter[index] -= step_size * first / (ti.sqrt(second) / root_bias_correction2 + eps)
         parameter.grad[index] = 0.0
+
+
+@ti.kernel
+def adam_step_quantized(
+    parameter: ti.template(),
+    latent: ti.types.ndarray(),
+    first_moment: ti.types.ndarray(),
+    second_moment: ti.types.ndarray(),
+    quantization_steps: ti.types.ndarray(),
+    largest_code: ti.f32,
+    step_size: ti.f32,
+    beta1: ti.f32,
+    beta2: ti.f32,
+    root_bias_correction2: ti.f32,
+    eps: ti.f32,
+):
+    """adam_step on `latent`, a float copy of the (L, T, F) table field `parameter`, which then reads
+    the latent rounded to the grid of quantization_steps[level, feature], its codes clamped to
+    +-largest_code: quantization-aware training, the forward's gradient passed straight through to
+    the latent. The latent is kept within half a step of the grid's ends, so a clamped entry comes
+    back as soon as its gradient turns."""
+    for index in ti.grouped(parameter):
+        gradient = parameter.grad[index]
+        first = beta1 * first_moment[index] + (1.0 - beta1) * gradient
+        second = beta2 * second_moment[index] + (1.0 - beta2) * gradient * gradient
+        first_moment[index] = first
+        second_moment[index] = second
+        step = quantization_steps[index[0], index[2]]
+        reach = (largest_code + 0.5) * step
+        value = latent[index] - step_size * first / (ti.sqrt(second) / root_bias_correction2 + eps)
+        value = ti.math.clamp(value, -reach, reach)
+        latent[index] = value
+        parameter[index] = ti.math.clamp(ti.round(value / step), -largest_code, largest_code) * step
+        parameter.grad[index] = 0.0

@@ -9,9 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hollow_taichi import backend, checkpoint, compact
+from hollow_taichi import backend, checkpoint, compact, runs
 from hollow_taichi.app.cli import main
-from hollow_taichi.config import FieldConfig, TrainConfig
+from hollow_taichi.config import Coding, FieldConfig, TrainConfig
 from hollow_taichi.kernels.hash_grid import PRIME_Y, PRIME_Z
 from hollow_taichi.metrics import psnr
 from hollow_taichi.scenes.cameras import look_at
@@ -151,12 +151,13 @@ def test_compact_round_trip_renders_what_the_full_model_renders(arch, device, tm
     with torch.no_grad():
         unpruned_sigma = field.density(points)
     compact.apply_pruning(field, THRESHOLD)
-    held = compact.save(tmp_path / "model.pt", config, field, occupancy, step=7)
+    saved = compact.save(tmp_path / "model.htc", config, field, occupancy, step=7, coding=Coding.lossless())
 
-    loaded_config, loaded, step = compact.load(tmp_path / "model.pt", arch)
+    loaded_config, loaded, step = compact.load(tmp_path / "model.htc", arch)
 
     assert step == 7 and loaded_config.to_dict() == config.to_dict()
-    assert held.total == compact.effective_parameters(loaded.field, THRESHOLD).total
+    assert saved.bytes == (tmp_path / "model.htc").stat().st_size
+    assert saved.effective.total == compact.effective_parameters(loaded.field, THRESHOLD).total
     assert torch.equal(loaded.occupancy.bitfield.cpu(), occupancy.bitfield.cpu())
     with torch.no_grad():
         sigma, rgb, _ = field(points, directions)
@@ -260,8 +261,101 @@ def test_cli_export_info_render_eval_on_compact_model(cpu, tmp_path):
     assert brightness[0] == brightness[1] == 0 and min(brightness[2:]) > 0  # z < 3/7: pruned, black
 
 
+@pytest.mark.parametrize("bits", [8, 5])
+def test_quantized_round_trip_keeps_the_cells_and_stays_within_half_a_step(arch, device, tmp_path, bits):
+    config = tiny_config()
+    field, occupancy, renderer = random_model(config, seed=4)
+    compact.apply_pruning(field, THRESHOLD)
+    lossless = compact.save(tmp_path / "lossless.htc", config, field, occupancy, step=3, coding=Coding.lossless())
+    saved = compact.save(tmp_path / "model.htc", config, field, occupancy, step=3, coding=Coding(bits, bits))
+
+    _, loaded, _ = compact.load(tmp_path / "model.htc", arch)
+
+    assert saved.bytes < lossless.bytes and saved.effective == lossless.effective
+    assert torch.equal(loaded.field.kept_cells.cpu(), field.kept_cells.cpu())
+    table, restored = field.table.read().cpu(), loaded.field.table.read().cpu()
+    levels = 2 ** (bits - 1) - 1
+    for level, rows in enumerate(compact.referenced_rows(field, THRESHOLD)):
+        step = table[level][rows].abs().amax(dim=0) / levels  # the largest step the clip search can choose
+        error = (restored[level][rows] - table[level][rows]).abs()
+        inside = table[level][rows].abs() <= restored[level][rows].abs().amax(dim=0)
+        assert (error[inside] <= (step / 2).expand_as(error)[inside] * (1 + 1e-5)).all()
+        assert (restored[level][~rows] == 0).all()
+    origins, directions = rays_through_box(256, seed=5)
+    background = torch.ones(256, 3, device=device)
+    with torch.no_grad():
+        full = renderer.render_rays(origins, directions, background).color.cpu()
+        reloaded = loaded.render_rays(origins, directions, background).color.cpu()
+    assert psnr(reloaded[None], full[None]) >= {8: 45, 5: 28}[bits]
+
+
 def test_cli_refuses_a_file_that_is_not_a_compact_model(cpu, tmp_path):
-    path = tmp_path / "model.pt"
-    checkpoint.save(path, {"step": 0})
+    path = tmp_path / "model.htc"
+    compact.container.write(path, "something else", {}, {})
     result = CliRunner().invoke(main, ["render", str(path), "--out", str(tmp_path / "frames")])
-    assert result.exit_code == 1 and "not a compact model" in result.output
+    assert result.exit_code == 1 and "not a hollow-taichi compact model" in result.output
+
+
+def test_cli_asks_to_export_an_old_pickled_compact_model_again(cpu, tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"kind": compact.KIND, "format": 1, "table": torch.zeros(3)}, path)
+    result = CliRunner().invoke(main, ["info", str(path)])
+    assert result.exit_code == 1 and "export it again" in result.output and "Traceback" not in result.output
+
+
+class CodeRunningPickle:
+    """A pickle that, if loaded, creates the file `marker`."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+@pytest.mark.parametrize("as_checkpoint", [False, True])
+def test_a_crafted_pickle_runs_nothing(cpu, tmp_path, as_checkpoint):
+    """As a compact model or as a run's checkpoint: one error line naming the file, and no code ran."""
+    marker = tmp_path / "code-ran"
+    payload = {"format": checkpoint.FORMAT, "kind": compact.KIND, "step": CodeRunningPickle(marker)}
+    if as_checkpoint:
+        scene = tiny_scene(tmp_path / "scene")
+        target = tmp_path / "run"
+        invoke("train", scene, "--out", target, "--arch", "cpu", "--steps", 1, "--hash-log2", 10, "--batch-samples",
+               4096, "--saliency-res", 4, "--no-progress", "--eval-views", 1)
+        path = target / checkpoint.CHECKPOINT_NAME
+    else:
+        target = path = tmp_path / "model.htc"
+    for write in (lambda: torch.save(payload, path), lambda: path.write_bytes(__import__("pickle").dumps(payload))):
+        write()
+        for command in (["info", target], ["render", target, "--out", tmp_path / "frames"]):
+            result = CliRunner().invoke(main, [str(arg) for arg in command])
+            assert result.exit_code == 1, result.output
+            assert result.output.startswith(f"error: {path}") and result.output.count("\n") == 1
+            assert not marker.exists()
+
+
+def test_quantization_aware_training_exports_exactly_the_model_it_trained(cpu, tmp_path):
+    """qat_bits=3 from half the budget on: the table ends on its grid, and a 3-bit export holds the
+    very values the run renders with; a 4-bit export fits a grid of its own."""
+    scene = tiny_scene(tmp_path / "scene")
+    run = tmp_path / "run"
+    invoke("train", scene, "--out", run, "--arch", "cpu", "--steps", 8, "--hash-log2", 12, "--batch-samples", 4096,
+           "--saliency-res", 8, "--no-progress", "--eval-views", 1, "--set", "qat_bits=3", "--set", "qat_start=0.5")
+    trained = runs.load_run(run, "cpu")
+    grid = trained.field.table_steps.cpu()
+    table = trained.field.table.read().cpu()
+    assert (grid > 0).all()
+    codes = table / grid[:, None, :]
+    assert torch.equal(codes, codes.round()) and codes.abs().max() <= 3
+
+    for bits in (3, 4):
+        model = tmp_path / f"model{bits}.htc"
+        invoke("export", run, "--out", model, "--bits", bits)
+        loaded = runs.load_model(model, "cpu")
+        rows = torch.stack(compact.referenced_rows(trained.field, trained.config.admm.prune_threshold))
+        restored = loaded.field.table.read().cpu()
+        if bits == 3:
+            assert torch.equal(restored[rows], table[rows])
+        else:
+            assert not torch.equal(restored[rows], table[rows])

@@ -151,3 +151,34 @@ def test_table_adam_matches_torch_adam_and_resets_the_gradient(arch):
         torch.testing.assert_close(table.read().cpu(), reference.detach(), atol=1e-6, rtol=1e-5)
         assert not table.read_grad().any()
     torch.testing.assert_close(table_adam.second_moment.cpu(), torch_adam.state[reference]["exp_avg_sq"])
+
+
+def test_quantized_table_adam_trains_a_latent_table_and_the_table_reads_its_grid(arch):
+    """Quantization-aware training: the latent moves as torch's Adam moves a tensor under the same
+    gradients (which the table, on its grid, received: straight through), stays within half a step
+    of the grid's ends, and the table is the latent rounded to the grid, codes within 3 bits."""
+    generator = torch.Generator().manual_seed(1)
+    shape = (2, 64, 2)
+    table = ops.HashTable(shape)
+    values = torch.randn(shape, generator=generator)
+    table.write(values)
+    grid = torch.tensor([[0.1, 0.2], [0.05, 0.3]])
+    reach = 3.5 * grid[:, None, :]
+    table_adam = ops.TableAdam(table, 5e-2, (0.9, 0.99), 1e-15)
+    table_adam.quantize(grid, bits=3)
+    torch.testing.assert_close(table.read().cpu(), (values / grid[:, None, :]).round().clamp(-3, 3) * grid[:, None, :])
+    reference = values.clone().requires_grad_()
+    torch_adam = torch.optim.Adam([reference], lr=5e-2, betas=(0.9, 0.99), eps=1e-15)
+    for _ in range(4):
+        gradient = torch.randn(shape, generator=generator)
+        table.field.grad.from_torch(gradient.to(table_adam.latent.device))
+        reference.grad = gradient
+        torch_adam.step()
+        with torch.no_grad():
+            reference.copy_(torch.maximum(torch.minimum(reference, reach), -reach))
+        table_adam.step()
+        torch.testing.assert_close(table_adam.latent.cpu(), reference.detach(), atol=1e-6, rtol=1e-5)
+        codes = table.read().cpu() / grid[:, None, :]
+        assert torch.equal(codes, (reference.detach() / grid[:, None, :]).round().clamp(-3, 3))
+        assert not table.read_grad().any()
+    assert (reference.detach().abs() > 3 * grid[:, None, :]).any()  # some entries sat past the grid's ends

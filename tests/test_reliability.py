@@ -66,11 +66,14 @@ def test_resume_says_which_given_settings_it_ignores(run_copy):
     assert (config["method"], config["field"]["log2_table"], config["steps"]) == ("hollow", 12, 3)
 
 
-def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, monkeypatch):
-    """The interrupted run also saves by time after every step; the whole run saves only at the end."""
+@pytest.mark.parametrize("settings", [(), ("--set", "qat_bits=3", "--set", "qat_start=0.25")],
+                         ids=["float", "quantization-aware"])
+def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, monkeypatch, settings):
+    """The interrupted run also saves by time after every step; the whole run saves only at the end.
+    Quantization-aware training starts before the interruption: its latent table resumes too."""
     steps, stop_at = 4, 2
     scene = tiny_scene(tmp_path / "scene")
-    succeeded(train(scene, tmp_path / "whole", steps, "--checkpoint-every", 0, "--checkpoint-minutes", 0))
+    succeeded(train(scene, tmp_path / "whole", steps, "--checkpoint-every", 0, "--checkpoint-minutes", 0, *settings))
 
     train_step, save_checkpoint = Trainer.train_step, Trainer.save_checkpoint
     saved_at = []
@@ -87,7 +90,8 @@ def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "train_step", step_then_sigterm)
     monkeypatch.setattr(Trainer, "save_checkpoint", counted_save)
-    interrupted = train(scene, tmp_path / "parts", steps, "--checkpoint-every", 0, "--checkpoint-minutes", 1e-9)
+    interrupted = train(scene, tmp_path / "parts", steps, "--checkpoint-every", 0, "--checkpoint-minutes", 1e-9,
+                        *settings)
     assert interrupted.exit_code == 143
     assert f"interrupted by SIGTERM at step {stop_at}" in interrupted.output
     assert saved_at == [1, 2, 2]  # by time after each step, then for the signal
@@ -98,6 +102,8 @@ def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, monkeypatch):
     for name, tensor in whole["field"].items():
         resumed = parts["field"][name]
         assert trained_alike(resumed, tensor), (name, count_differing(resumed, tensor))
+    if settings:
+        assert trained_alike(parts["table_optimizer"]["latent"], whole["table_optimizer"]["latent"])
     assert torch.equal(parts["rng"]["generator"], whole["rng"]["generator"])
     assert parts["rays_per_step"] == whole["rays_per_step"]
     assert parts["admm"]["gamma"] == pytest.approx(whole["admm"]["gamma"], rel=1e-4)

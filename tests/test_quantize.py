@@ -1,0 +1,53 @@
+"""The compact file's quantizers: error bounds, zero kept exactly, and no logit crossing the prune threshold."""
+import numpy as np
+import pytest
+
+from hollow_taichi import quantize
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8, 12])
+def test_symmetric_codes_fit_their_bits_and_err_at_most_half_a_step_inside_the_clip(bits):
+    generator = np.random.default_rng(bits)
+    values = generator.standard_normal((5000, 3)).astype(np.float32) * np.array([1e-3, 1.0, 30.0], np.float32)
+    values[:100] = 0.0
+
+    codes, steps = quantize.symmetric(values, bits)
+    restored = quantize.dequantize(codes, steps)
+
+    limit = 2 ** (bits - 1) - 1
+    assert codes.dtype == quantize.code_dtype(bits) and np.abs(codes).max() <= limit
+    assert (restored[:100] == 0).all()
+    inside = np.abs(values) <= limit * steps
+    assert inside.mean() > 0.75
+    assert (np.abs(restored - values)[inside] <= steps[np.nonzero(inside)[1]] / 2 * (1 + 1e-5)).all()
+    # per column: the small column's step is its own, not the large one's
+    assert 100 * steps[0] < steps[1] < steps[2] / 10
+
+
+def test_more_bits_less_error():
+    values = np.random.default_rng(0).standard_normal((20000, 2)).astype(np.float32)
+    errors = [np.abs(quantize.dequantize(*quantize.symmetric(values, bits)) - values).mean() for bits in (3, 5, 8)]
+    assert errors[0] > 2 * errors[1] > 4 * errors[2]
+
+
+def test_clipping_beats_the_full_range_on_heavy_tails():
+    values = np.random.default_rng(0).standard_t(2, size=(20000, 1)).astype(np.float32)
+    codes, steps = quantize.symmetric(values, 4)
+    full_step = np.abs(values).max() / 7
+    full = np.clip(np.rint(values / full_step), -7, 7) * full_step
+    assert steps[0] < full_step
+    assert ((quantize.dequantize(codes, steps) - values) ** 2).mean() < ((full - values) ** 2).mean()
+
+
+@pytest.mark.parametrize("bits", [2, 3, 8])
+def test_threshold_preserving_never_crosses_the_threshold(bits):
+    threshold = -4.595
+    values = np.concatenate([np.random.default_rng(bits).uniform(-12, 6, 4000),
+                             threshold + np.array([0.0, 1e-6, -1e-6, 1e-3, -1e-3])]).astype(np.float32)
+
+    codes, step = quantize.threshold_preserving(values, threshold, bits)
+    restored = quantize.threshold_dequantize(codes, threshold, step)
+
+    assert codes.min() >= -(2 ** (bits - 1)) and codes.max() <= 2 ** (bits - 1) - 1
+    assert np.array_equal(restored >= threshold, values >= threshold)
+    assert np.abs(restored - values).max() <= step / 2 * (1 + 1e-5) + 1e-6
