@@ -235,22 +235,29 @@ def view(run_dir, port, host, scene, arch, max_resolution):
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out_file", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="The compact model file to write.")
-@click.option("--bits", type=click.IntRange(2, 16), default=Coding.table_bits, show_default=True,
-              help="Bits per hash-table feature (quantized per level and feature, then entropy-coded).")
+@click.option("--bits", type=click.IntRange(2, 16),
+              help="Bits per hash-table feature, quantized per level and feature, then entropy-coded (default: "
+                   f"the bits the run trained quantized at, if it did, else {Coding.table_bits}).")
 @click.option("--saliency-bits", type=click.IntRange(2, 16), default=Coding.saliency_bits, show_default=True,
               help="Bits per kept saliency logit.")
+@click.option("--max-mb", type=click.FloatRange(min=0, min_open=True),
+              help="Instead of a fixed --bits, the most bits (up to --bits) whose file fits in this many MB.")
 @click.option("--lossless", is_flag=True, help="Store every number as float32: the run's model exactly.")
 @click.option("--arch", type=click.Choice(ARCH_CHOICES), default="cpu", show_default=True)
-def export(run_dir, out_file, bits, saliency_bits, lossless, arch):
+def export(run_dir, out_file, bits, saliency_bits, max_mb, lossless, arch):
     """Write the compact model of a run: only its effective parameters (kept saliency, referenced hash
     rows, MLPs), quantized and compressed in a file that is safe to open (docs/model-format.md)."""
     from hollow_taichi import compact, runs
 
-    coding = Coding.lossless() if lossless else Coding(table_bits=bits, saliency_bits=saliency_bits)
+    if lossless and (bits or max_mb):
+        raise click.UsageError("--lossless stores float32: it takes no --bits or --max-mb")
     run = runs.load_run(run_dir, arch)
-    saved = compact.save(out_file, run.config, run.field, run.renderer.occupancy, run.step, coding)
+    bits = bits or run.config.qat_bits or Coding.table_bits
+    coding = Coding.lossless() if lossless else Coding(table_bits=bits, saliency_bits=saliency_bits)
+    model = (out_file, run.config, run.field, run.renderer.occupancy, run.step)
+    saved = compact.save_within(*model, int(max_mb * 1e6), coding) if max_mb else compact.save(*model, coding)
     click.echo(json.dumps({"params_total": run.field.parameter_count(), "params_effective": saved.effective.as_dict(),
-                           "coding": dataclasses.asdict(coding), "compact_bytes": saved.bytes}, indent=2))
+                           "coding": dataclasses.asdict(saved.coding), "compact_bytes": saved.bytes}, indent=2))
     click.echo(f"compact model in {out_file} ({saved.bytes / 1e6:.3f} MB)")
 
 

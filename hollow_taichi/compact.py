@@ -94,10 +94,11 @@ def effective_parameters(field: HollowField, threshold: float) -> EffectiveParam
 
 @dataclass
 class Saved:
-    """What export wrote: the effective parameters the file holds and its size in bytes."""
+    """What export wrote: the effective parameters the file holds, its size in bytes and its coding."""
 
     effective: EffectiveParameters
     bytes: int
+    coding: Coding
 
 
 def _pack(mask: torch.Tensor) -> np.ndarray:
@@ -142,7 +143,10 @@ def _table_arrays(field: HollowField, threshold: float, bits: int | None,
         codes, steps = zip(*(quantize.symmetric(level, bits) for level in values))
     else:
         codes, steps = [quantize.codes_on_grid(level, grid[index], bits) for index, level in enumerate(values)], grid
-    arrays.update({"table.codes": np.concatenate(codes), "table.steps": np.stack(steps).astype(np.float32)})
+    codes = np.concatenate(codes)
+    symbols = quantize.row_symbols(codes, bits)
+    arrays.update({"table.codes": codes} if symbols is None else {"table.symbols": symbols})
+    arrays["table.steps"] = np.stack(steps).astype(np.float32)
     return arrays
 
 
@@ -193,16 +197,45 @@ def save(path: Path, config: TrainConfig, field: HollowField, occupancy: Occupan
         meta.update(saliency_meta)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     size = container.write(Path(path), KIND, meta, arrays)
-    return Saved(effective_parameters(field, threshold), size)
+    return Saved(effective_parameters(field, threshold), size, coding)
 
 
-def _dense_table(path: Path, arrays: dict, shape: tuple[int, ...]) -> torch.Tensor:
+def save_within(path: Path, config: TrainConfig, field: HollowField, occupancy: OccupancyGrid, step: int,
+                max_bytes: int, coding: Coding = Coding()) -> Saved:
+    """save() at the most bits per table feature, up to coding.table_bits, whose file takes at most
+    max_bytes (a bisection: the size grows with the bits); RunError if 2 bits take more."""
+    low, high, best = 2, coding.table_bits or 16, None
+    while low <= high:
+        bits = (low + high) // 2
+        saved = save(path, config, field, occupancy, step, dataclasses.replace(coding, table_bits=bits))
+        if saved.bytes <= max_bytes:
+            low, best = bits + 1, saved
+        else:
+            high = bits - 1
+    if best is None:
+        raise RunError(f"{path}: at 2 bits per table feature the model takes {saved.bytes:,} bytes, "
+                       f"more than {max_bytes:,}")
+    if saved is not best:  # the last file written was a larger one
+        best = save(path, config, field, occupancy, step, best.coding)
+    return best
+
+
+def _table_codes(path: Path, arrays: dict, bits, columns: int) -> np.ndarray:
+    """The table's codes (M, F), stored as they are or as one symbol a row (quantize.row_symbols)."""
+    if "table.symbols" not in arrays:
+        return arrays["table.codes"]
+    _expect(path, isinstance(bits, int) and 2 <= bits <= 16 and arrays["table.symbols"].ndim == 1, "table symbols")
+    return quantize.codes_of_symbols(arrays["table.symbols"], bits, columns)
+
+
+def _dense_table(path: Path, arrays: dict, meta: dict, shape: tuple[int, ...]) -> torch.Tensor:
     rows = _unpack(path, arrays["table.rows"], shape[:2], "table rows")
     counts = rows.sum(dim=1).tolist()
     if "table.values" in arrays:
         values = arrays["table.values"]
     else:
-        codes, steps = arrays["table.codes"], arrays["table.steps"]
+        codes = _table_codes(path, arrays, meta["coding"]["table_bits"], shape[2])
+        steps = arrays["table.steps"]
         _expect(path, steps.shape == (shape[0], shape[2]), "table steps")
         level_of_row = np.repeat(np.arange(shape[0]), counts)
         _expect(path, codes.shape == (sum(counts), shape[2]), "table codes")
@@ -250,7 +283,7 @@ def load(path: Path, arch: str | None = None) -> tuple[TrainConfig, Renderer, in
         field, occupancy, renderer = build_model(config, torch.from_numpy(arrays["aabb"]), int(meta["aabb_scale"]))
         shape = tuple(meta["table_shape"])
         _expect(path, shape == tuple(field.table.shape), "table shape")
-        field.table.write(_dense_table(path, arrays, shape))
+        field.table.write(_dense_table(path, arrays, meta, shape))
         _load_mlps(path, field, arrays)
         if field.hollow:
             resolution = config.field.saliency_resolution

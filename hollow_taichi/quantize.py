@@ -67,3 +67,26 @@ def threshold_preserving(values: np.ndarray, threshold: float, bits: int) -> tup
 def threshold_dequantize(codes: np.ndarray, threshold: float, step: float) -> np.ndarray:
     """The values threshold_preserving's codes stand for, float32."""
     return (threshold + (codes.astype(np.float64) + 0.5) * step).astype(np.float32)
+
+
+def symbol_base(bits: int) -> int:
+    """How many values a symmetric code of `bits` bits takes: 2^bits - 1."""
+    return 2 * (2 ** (bits - 1) - 1) + 1
+
+
+def row_symbols(codes: np.ndarray, bits: int) -> np.ndarray | None:
+    """Each row of symmetric codes (N, C) as one byte, sum over c of (code_c + q) base^c, where
+    they fit one (base^C <= 256: 2 features of up to 4 bits); else None. The entropy coder then
+    sees a row's features together: Lego's 3-bit table, 815 kB against 880 kB a feature a byte."""
+    base = symbol_base(bits)
+    if base ** codes.shape[1] > 256:
+        return None
+    weights = base ** np.arange(codes.shape[1])
+    return ((codes.astype(np.int32) + base // 2) @ weights).astype(np.uint8)
+
+
+def codes_of_symbols(symbols: np.ndarray, bits: int, columns: int) -> np.ndarray:
+    """row_symbols' inverse: codes (N, columns)."""
+    base = symbol_base(bits)
+    digits = (symbols.astype(np.int32)[:, None] // base ** np.arange(columns)) % base
+    return (digits - base // 2).astype(code_dtype(bits))

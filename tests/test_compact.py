@@ -359,3 +359,18 @@ def test_quantization_aware_training_exports_exactly_the_model_it_trained(cpu, t
             assert torch.equal(restored[rows], table[rows])
         else:
             assert not torch.equal(restored[rows], table[rows])
+
+
+def test_save_within_a_size_takes_the_most_bits_that_fit(cpu, tmp_path):
+    config = tiny_config()
+    field, occupancy, _ = random_model(config, seed=6)
+    model = (tmp_path / "model.htc", config, field, occupancy, 0)
+    sizes = {bits: compact.save(*model, Coding(table_bits=bits)).bytes for bits in range(2, 9)}
+    assert all(sizes[bits] < sizes[bits + 1] for bits in range(2, 8))
+    limit = (sizes[5] + sizes[6]) // 2
+
+    saved = compact.save_within(*model, limit)
+
+    assert saved.coding.table_bits == 5 and saved.bytes == sizes[5] == (tmp_path / "model.htc").stat().st_size
+    with pytest.raises(compact.RunError, match=f"more than {sizes[2] - 1:,}"):
+        compact.save_within(*model, sizes[2] - 1)

@@ -51,3 +51,18 @@ def test_threshold_preserving_never_crosses_the_threshold(bits):
     assert codes.min() >= -(2 ** (bits - 1)) and codes.max() <= 2 ** (bits - 1) - 1
     assert np.array_equal(restored >= threshold, values >= threshold)
     assert np.abs(restored - values).max() <= step / 2 * (1 + 1e-5) + 1e-6
+
+
+@pytest.mark.parametrize("bits, columns, packed", [(2, 2, True), (4, 2, True), (5, 2, False), (2, 4, True),
+                                                   (3, 4, False)])
+def test_row_symbols_pack_a_row_into_a_byte_where_it_fits(bits, columns, packed):
+    limit = 2 ** (bits - 1) - 1
+    codes = np.random.default_rng(bits).integers(-limit, limit + 1, (500, columns)).astype(quantize.code_dtype(bits))
+    codes[0], codes[1] = limit, -limit
+
+    symbols = quantize.row_symbols(codes, bits)
+
+    assert (symbols is not None) == packed
+    if packed:
+        assert symbols.dtype == np.uint8 and len(np.unique(symbols)) == len(np.unique(codes, axis=0))
+        assert np.array_equal(quantize.codes_of_symbols(symbols, bits, columns), codes)
