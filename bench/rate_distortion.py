@@ -2,11 +2,11 @@
 both methods at several tables, each exported at several codings.
 
   python bench/rate_distortion.py --out DIR [--scene LEGO] [--steps 1000 | --minutes 10]
-                                  [--run hollow:17 --run ngp:17 --run ngp:19 ...] [--existing RUN ...]
+                                  [--run hollow:17 --run ngp:19 --run hollow:17:qat_bits=3 ...] [--existing RUN ...]
                                   [--bits 3 --bits 4 ...] [--views 25] [--record NAME]
 
-Each --run METHOD:LOG2 trains with `hollow-taichi train` into DIR/METHOD_LOG2 (skipped when that
-folder already holds a finished run); --existing adds run folders trained any other way. Every run
+Each --run METHOD:LOG2[:KEY=VALUE,...] trains with `hollow-taichi train` (the settings as --set)
+into DIR/METHOD_LOG2[_KEY=VALUE...] (skipped when that folder already holds a finished run); --existing adds run folders trained any other way. Every run
 is then exported at each --bits (and losslessly) with `compact.save`, and each file is loaded back
 with `runs.load_model` and evaluated on the same evenly spaced test views as `eval FILE --views N`
 would: what is measured is what the file holds. Two references per run, not files of ours: the
@@ -36,16 +36,20 @@ LOSSLESS = "float32"
 
 
 def train_run(scene: str, out: Path, spec: str, steps: int | None, minutes: float | None, views: int) -> Path:
-    """Train METHOD:LOG2 into out/METHOD_LOG2 unless a finished run is there; returns the folder."""
-    method, log2 = spec.split(":")
-    run_dir = out / f"{method}_{log2}"
+    """Train METHOD:LOG2[:KEY=VALUE,...] (settings as `train --set` takes them) into
+    out/METHOD_LOG2[_KEY=VALUE...] unless a finished run is there; returns the folder."""
+    method, log2, *rest = spec.split(":")
+    settings = rest[0].split(",") if rest else []
+    run_dir = out / "_".join([method, log2, *settings])
     if (run_dir / "metrics.json").is_file():
         return run_dir
     budget = ["--steps", str(steps)] if minutes is None else ["--minutes", str(minutes)]
-    command = [str(Path(sys.executable).with_name("hollow-taichi")), "train", scene, "--out", str(run_dir), "--method",
-               method, "--hash-log2", log2, *budget, "--eval-views", str(views), "--no-progress", "--force"]
+    # Run from `out`, so that `-m` finds the installed package, not a source checkout in the working folder.
+    command = [sys.executable, "-m", "hollow_taichi.app.cli", "train", str(Path(scene).resolve()), "--out",
+               str(run_dir.resolve()), "--method", method, "--hash-log2", log2, *budget, "--eval-views", str(views),
+               "--no-progress", "--force", *(part for setting in settings for part in ("--set", setting))]
     print(" ".join(command), file=sys.stderr, flush=True)
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, cwd=out)
     return run_dir
 
 
@@ -138,7 +142,8 @@ def plot(points: list[dict], path: Path, title: str) -> None:
 @click.option("--scene", default=str(LEGO), show_default=True)
 @click.option("--steps", type=int, help="Each trained run's budget in steps (default 1000 without --minutes).")
 @click.option("--minutes", type=float, help="Each trained run's budget in minutes.")
-@click.option("--run", "specs", multiple=True, help="METHOD:LOG2 to train (hollow:17, ngp:19); repeatable.")
+@click.option("--run", "specs", multiple=True,
+              help="METHOD:LOG2[:KEY=VALUE,...] to train (hollow:17, ngp:19, hollow:17:qat_bits=3); repeatable.")
 @click.option("--existing", multiple=True, type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="A finished run folder to measure as it is; repeatable.")
 @click.option("--bits", "bits_list", multiple=True, type=int, default=(4, 5, 6, 8), show_default=True)
