@@ -139,3 +139,16 @@ def test_ctrl_c_outside_training_is_one_line_and_exit_130(tmp_path, monkeypatch)
     result = run_cli("eval", tmp_path / "run")
     assert result.exit_code == 130
     assert result.output.strip() == "interrupted: hollow-taichi eval stopped"
+
+
+@pytest.mark.parametrize("setting, message", [("qat_bits=1", "qat_bits must be between 2 and 16, got 1"),
+                                              ("qat_start=1", "qat_start must be in [0, 1), got 1.0")])
+def test_quantization_aware_training_settings_are_validated(tmp_path, setting, message):
+    line = error_line(run_cli("train", tiny_scene(tmp_path / "scene"), "--out", tmp_path / "run", "--steps", 1,
+                              "--set", setting, *SMALL_RUN))
+    assert line == f"error: {message}"
+
+
+def test_export_lossless_takes_no_bits(tmp_path):
+    result = run_cli("export", tmp_path, "--out", tmp_path / "model.htc", "--lossless", "--bits", 4)
+    assert result.exit_code == 2 and "--lossless stores float32" in result.output
