@@ -69,7 +69,10 @@ class Coding:
     """How a compact file stores its numbers: bits per table feature and per saliency logit (None:
     float32, lossless) and the MLP weights' dtype."""
 
-    table_bits: int | None = 8
+    # For a run that trained unquantized (a quantization-aware run exports at its own qat_bits):
+    # Lego, hollow 2^17, 25 test views: 4 bits cost 0.19-0.29 dB, 5 bits 0.05-0.09 (BENCHMARKS.md,
+    # "Size against quality").
+    table_bits: int | None = 5
     saliency_bits: int | None = 8
     mlp_dtype: str = "float16"
 
@@ -135,8 +138,11 @@ class TrainConfig:
     # Quantization-aware training of the hash table (None: off): from qat_start of the budget on, the
     # table reads its values rounded to qat_bits-bit codes on a grid per level and feature (the
     # compact file's quantizer, hollow_taichi.quantize), the gradient passed straight through to a
-    # float latent copy; `export --bits qat_bits` then holds exactly the model that trained.
-    qat_bits: int | None = None
+    # float latent copy; `export` then holds exactly the model that trained. Lego, hollow 2^17, 25
+    # test views: 10 minutes 31.97 dB in a 0.8 MB file against 32.19 for a float run; 1000 steps
+    # 29.94 against 30.19, where exporting the float run at 3 bits gave 29.34 and at 4 bits 30.00 in
+    # 1.16 MB (BENCHMARKS.md, "Size against quality").
+    qat_bits: int | None = 3
     qat_start: float = 0.8
     lr_decay_start: float = 0.8  # fraction of the budget trained at the full learning rate
     lr_final_fraction: float = 0.1  # then it decays exponentially to lr * this at the end

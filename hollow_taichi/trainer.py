@@ -34,7 +34,6 @@ TABLE_AND_MLP_BETAS = (0.9, 0.99)  # Adam's, as Instant-NGP's
 ADAM_EPS = 1e-15
 INPUT_LAYER_GROUP = "mlp_input"  # the density MLP's first layer, when its rate follows the saliency
 HARDENED_LOGIT_RISE = 8.0  # what hardening adds to a kept logit: p >= 0.01 becomes >= 0.97
-QAT_REFIT_INTERVAL = 64  # steps between fits of the quantization grid to the latent table; see _quantize_table
 
 
 @dataclass
@@ -328,15 +327,18 @@ class Trainer:
 
     def _quantize_table(self) -> None:
         """Once quantizing, the table trains on a grid of qat_bits-bit codes (ops.TableAdam.quantize),
-        fitted to the latent table when quantization starts and every QAT_REFIT_INTERVAL steps after,
-        as the values move; the field keeps the grid (table_steps) for export."""
-        optimizer = self.table_optimizer
-        if not self.quantizing() or (optimizer.latent is not None and self.step % QAT_REFIT_INTERVAL):
+        fitted to the table when quantization starts; the field keeps the grid (table_steps) for export.
+
+        The grid is fitted once. Fitted again to the latent every 64 steps, it shrank at every fit
+        (the latent is held within the grid's ends, and the least-error step for values piled there
+        is smaller): Lego, 1000 steps, quantizing from step 500, level 0's step went from 4.9 to 1.5,
+        the codes at the ends from 4% to 11.5% each, and the file grew by 11% (2.76 bits of entropy
+        a feature against 2.47)."""
+        if not self.quantizing() or self.table_optimizer.latent is not None:
             return
-        latent = self.field.table.read() if optimizer.latent is None else optimizer.latent
-        grid = table_grid(latent, self.field.encoder.addressable_rows(), self.config.qat_bits)
+        grid = table_grid(self.field.table.read(), self.field.encoder.addressable_rows(), self.config.qat_bits)
         self.field.table_steps.copy_(grid)
-        optimizer.quantize(self.field.table_steps, self.config.qat_bits)
+        self.table_optimizer.quantize(self.field.table_steps, self.config.qat_bits)
 
     def train_step(self) -> StepStats:
         self._apply_schedule()

@@ -9,3 +9,4 @@ python3 -m venv .venv
 .venv/bin/pip install -q .
 .venv/bin/hollow-taichi train --out runs/builtin --minutes 5 --force "$@"
 .venv/bin/hollow-taichi render runs/builtin --out runs/builtin/orbit --orbit 60 --video runs/builtin/orbit.mp4
+.venv/bin/hollow-taichi export runs/builtin --out runs/builtin/model.htc

@@ -37,9 +37,8 @@ class TableAdam:
     def quantize(self, steps: torch.Tensor, bits: int) -> None:
         """From now on the table holds its latent values rounded to steps (L, F) per level and
         feature, as codes of `bits` bits (hollow_taichi.quantize.symmetric's grid); the latent starts
-        as the table, or stays what it is if quantization already runs (a new grid)."""
-        if self.latent is None:
-            self.latent = self.table.read().clone()
+        as the table."""
+        self.latent = self.table.read().clone()
         self.quantization_steps = float32(steps).to(self.latent.device).contiguous()
         self.largest_code = 2 ** (bits - 1) - 1
         codes = torch.round(self.latent / self.quantization_steps[:, None, :])
