@@ -8,6 +8,17 @@ the next step's backward to accumulate into.
 import taichi as ti
 
 
+@ti.func
+def _adam_step_of(gradient, first_moment: ti.template(), second_moment: ti.template(), index, step_size, beta1, beta2,
+                  root_bias_correction2, eps):
+    """Update the moments at `index` with `gradient`; returns what Adam subtracts from the parameter."""
+    first = beta1 * first_moment[index] + (1.0 - beta1) * gradient
+    second = beta2 * second_moment[index] + (1.0 - beta2) * gradient * gradient
+    first_moment[index] = first
+    second_moment[index] = second
+    return step_size * first / (ti.sqrt(second) / root_bias_correction2 + eps)
+
+
 @ti.kernel
 def adam_step(
     parameter: ti.template(),
@@ -21,12 +32,8 @@ def adam_step(
 ):
     """step_size = lr / (1 - beta1^t); root_bias_correction2 = sqrt(1 - beta2^t), t the step count."""
     for index in ti.grouped(parameter):
-        gradient = parameter.grad[index]
-        first = beta1 * first_moment[index] + (1.0 - beta1) * gradient
-        second = beta2 * second_moment[index] + (1.0 - beta2) * gradient * gradient
-        first_moment[index] = first
-        second_moment[index] = second
-        parameter[index] -= step_size * first / (ti.sqrt(second) / root_bias_correction2 + eps)
+        parameter[index] -= _adam_step_of(parameter.grad[index], first_moment, second_moment, index, step_size, beta1,
+                                          beta2, root_bias_correction2, eps)
         parameter.grad[index] = 0.0
 
 
@@ -50,14 +57,10 @@ def adam_step_quantized(
     the latent. The latent is kept within half a step of the grid's ends, so a clamped entry comes
     back as soon as its gradient turns."""
     for index in ti.grouped(parameter):
-        gradient = parameter.grad[index]
-        first = beta1 * first_moment[index] + (1.0 - beta1) * gradient
-        second = beta2 * second_moment[index] + (1.0 - beta2) * gradient * gradient
-        first_moment[index] = first
-        second_moment[index] = second
+        value = latent[index] - _adam_step_of(parameter.grad[index], first_moment, second_moment, index, step_size,
+                                              beta1, beta2, root_bias_correction2, eps)
         step = quantization_steps[index[0], index[2]]
         reach = (largest_code + 0.5) * step
-        value = latent[index] - step_size * first / (ti.sqrt(second) / root_bias_correction2 + eps)
         value = ti.math.clamp(value, -reach, reach)
         latent[index] = value
         parameter[index] = ti.math.clamp(ti.round(value / step), -largest_code, largest_code) * step
