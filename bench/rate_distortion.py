@@ -2,7 +2,8 @@
 both methods at several tables, each exported at several codings.
 
   python bench/rate_distortion.py --out DIR [--scene LEGO] [--steps 1000 | --minutes 10]
-                                  [--run hollow:17 --run ngp:19 --run hollow:17:qat_bits=3 ...] [--existing RUN ...]
+                                  [--run hollow:17 --run ngp:19 --run hollow:17:qat_bits=none ...]
+                                  [--existing RUN ...]
                                   [--bits 3 --bits 4 ...] [--views 25] [--record NAME]
 
 Each --run METHOD:LOG2[:KEY=VALUE,...] trains with `hollow-taichi train` (the settings as --set)
@@ -33,6 +34,7 @@ from common import LEGO, machine_description, read_results, write_section  # noq
 
 HERE = Path(__file__).resolve().parent
 LOSSLESS = "float32"
+PLOTTED_DB = 5.0  # the plot shows files within this much of the best one's PSNR
 
 
 def train_run(scene: str, out: Path, spec: str, steps: int | None, minutes: float | None, views: int) -> Path:
@@ -64,7 +66,7 @@ def measure_run(run_dir: Path, bits_list: list[int], views: int, done: set, resu
     scene = runs.scene_for(run, None)
     test = scene.test.subset(evenly_spaced(len(scene.test), views))
     label = {"run": str(run_dir), "method": run.config.method, "log2_table": run.config.field.log2_table,
-             "steps": run.step, "seed": run.config.seed, "test_views": len(test)}
+             "qat_bits": run.config.qat_bits, "steps": run.step, "seed": run.config.seed, "test_views": len(test)}
     for bits in [LOSSLESS, *bits_list]:
         if (str(run_dir), str(bits)) in done:
             continue
@@ -86,20 +88,25 @@ def measure_run(run_dir: Path, bits_list: list[int], views: int, done: set, resu
             file.write(json.dumps(point) + "\n")
 
 
+def trained(point: dict) -> str:
+    """How the point's run trained its table: in float, or quantization-aware at some bits."""
+    return "float" if point.get("qat_bits") is None else f"QAT {point['qat_bits']} bits"
+
+
 def table(points: list[dict]) -> str:
     """Markdown: one row per file, with the run's references."""
-    lines = ["| method | table | steps | coding | bytes | MB | test PSNR (dB) | SSIM | vs float32 file (dB) | "
-             "Instant-NGP float16 snapshot (MB) | its / ours |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | table | trained | steps | coding | bytes | MB | test PSNR (dB) | SSIM | "
+             "vs float32 file (dB) | Instant-NGP float16 snapshot (MB) | its / ours |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lossless = {point["run"]: point for point in points if point["bits"] == LOSSLESS}
-    for point in sorted(points, key=lambda p: (p["method"], p["log2_table"], p["run"], -p["bytes"])):
+    for point in sorted(points, key=lambda p: (p["method"], p["log2_table"], trained(p), p["run"], -p["bytes"])):
         reference = lossless.get(point["run"])
         drop = f"{point['psnr'] - reference['psnr']:+.2f}" if reference else "-"
         snapshot = 2 * point["params_total"]
         coding = "float32 (lossless)" if point["bits"] == LOSSLESS else f"{point['bits']} bits"
-        lines.append(f"| {point['method']} | 2^{point['log2_table']} | {point['steps']} | {coding} | "
-                     f"{point['bytes']:,} | {point['bytes'] / 1e6:.3f} | {point['psnr']:.2f} | {point['ssim']:.4f} | "
-                     f"{drop} | {snapshot / 1e6:.2f} | {snapshot / point['bytes']:.1f}x |")
+        lines.append(f"| {point['method']} | 2^{point['log2_table']} | {trained(point)} | {point['steps']} | "
+                     f"{coding} | {point['bytes']:,} | {point['bytes'] / 1e6:.3f} | {point['psnr']:.2f} | "
+                     f"{point['ssim']:.4f} | {drop} | {snapshot / 1e6:.2f} | {snapshot / point['bytes']:.1f}x |")
     return "\n".join(lines)
 
 
@@ -113,7 +120,7 @@ def plot(points: list[dict], path: Path, title: str) -> None:
     for run in sorted({point["run"] for point in points}):
         mine = sorted((p for p in points if p["run"] == run), key=lambda p: p["bytes"])
         first = mine[0]
-        name = f"{first['method']} 2^{first['log2_table']}"
+        name = f"{first['method']} 2^{first['log2_table']}, {trained(first)}"
         line, = axes.plot([p["bytes"] / 1e6 for p in mine], [p["psnr"] for p in mine],
                           marker="o" if first["method"] == "hollow" else "s",
                           linestyle="-" if first["method"] == "hollow" else "--", label=f"{name}, our files")
@@ -122,9 +129,13 @@ def plot(points: list[dict], path: Path, title: str) -> None:
             axes.annotate(bits, (point["bytes"] / 1e6, point["psnr"]), textcoords="offset points", xytext=(3, 3),
                           fontsize=6)
         lossless = next((p for p in mine if p["bits"] == LOSSLESS), None)
-        if lossless and first["method"] == "ngp":
+        if lossless and first["method"] == "ngp" and first.get("qat_bits") is None:
             axes.plot([2 * first["params_total"] / 1e6], [lossless["psnr"]], marker="x", color=line.get_color(),
                       linestyle="none", label=f"{name}, Instant-NGP float16 snapshot")
+    best = max(point["psnr"] for point in points)
+    if min(point["psnr"] for point in points) < best - PLOTTED_DB:
+        axes.set_ylim(bottom=best - PLOTTED_DB)
+        title += f"\n(files more than {PLOTTED_DB:g} dB below the best are in the table only)"
     axes.set_xscale("log")
     axes.set_xlabel("model file (MB, log scale)")
     axes.set_ylabel("test PSNR (dB)")

@@ -139,9 +139,9 @@ class TrainConfig:
     # table reads its values rounded to qat_bits-bit codes on a grid per level and feature (the
     # compact file's quantizer, hollow_taichi.quantize), the gradient passed straight through to a
     # float latent copy; `export` then holds exactly the model that trained. Lego, hollow 2^17, 25
-    # test views: 10 minutes 31.97 dB in a 0.8 MB file against 32.19 for a float run; 1000 steps
-    # 29.94 against 30.19, where exporting the float run at 3 bits gave 29.34 and at 4 bits 30.00 in
-    # 1.16 MB (BENCHMARKS.md, "Size against quality").
+    # test views, against training in float: 1000 steps 29.94 dB in a 0.90 MB file against 30.19
+    # (the float run rounded to 3 bits 29.34, to 4 bits 30.00 in 1.16 MB); 2000 steps 31.74 against
+    # 32.12 (4 bits 31.83 in 1.19 MB). BENCHMARKS.md, "Size against quality".
     qat_bits: int | None = 3
     qat_start: float = 0.8
     lr_decay_start: float = 0.8  # fraction of the budget trained at the full learning rate
