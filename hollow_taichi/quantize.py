@@ -48,6 +48,12 @@ def codes_on_grid(values: np.ndarray, steps: np.ndarray, bits: int) -> np.ndarra
     return np.clip(np.rint(np.asarray(values, np.float32) / steps), -levels, levels).astype(code_dtype(bits))
 
 
+def level_steps(table: np.ndarray, rows_per_level: list[int], bits: int) -> np.ndarray:
+    """(L, F) float32: symmetric()'s step for each level and feature of a table (L, T, F), fitted to
+    the first rows_per_level[level] rows of each level (the rows it can address)."""
+    return np.stack([symmetric(table[level, :rows], bits)[1] for level, rows in enumerate(rows_per_level)])
+
+
 def dequantize(codes: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """codes (N, C) * steps (C,) as float32."""
     return codes.astype(np.float32) * np.asarray(steps, dtype=np.float32)

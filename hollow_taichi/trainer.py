@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from . import backend, checkpoint, ops, quantize
@@ -143,14 +142,6 @@ def make_table_optimizer(field: HollowField, config: TrainConfig) -> ops.TableAd
     """Adam over the hash table where it lives (a Taichi field): no step copies the table or its
     gradient between Taichi and torch; the moments are torch tensors."""
     return ops.TableAdam(field.table, config.table_lr, TABLE_AND_MLP_BETAS, ADAM_EPS)
-
-
-def table_grid(table: torch.Tensor, rows_per_level: list[int], bits: int) -> torch.Tensor:
-    """(L, F): the step of quantize.symmetric's grid for each level and feature of a table (L, T, F),
-    fitted to the rows each level addresses."""
-    values = table.detach().cpu().numpy()
-    steps = [quantize.symmetric(values[level, :rows], bits)[1] for level, rows in enumerate(rows_per_level)]
-    return torch.from_numpy(np.stack(steps))
 
 
 class TrainingLog:
@@ -331,13 +322,15 @@ class Trainer:
 
         The grid is fitted once. Fitted again to the latent every 64 steps, it shrank at every fit
         (the latent is held within the grid's ends, and the least-error step for values piled there
-        is smaller): Lego, 1000 steps, quantizing from step 500, level 0's step went from 4.9 to 1.5,
-        the codes at the ends from 4% to 11.5% each, and the file grew by 11% (2.76 bits of entropy
-        a feature against 2.47)."""
+        is smaller). Lego, 1000 steps, quantizing from step 500: level 0's step went from 4.9 to 1.5,
+        each end code held 11.5% of the features (the float run rounded to 3 bits: 4%), 2.76 bits of
+        entropy a feature against 2.47, a 0.977 MB file against 0.876. Quantizing from step 800, a
+        grid fitted once gave 0.896 MB against 0.930 refitted, at the same 29.94 dB."""
         if not self.quantizing() or self.table_optimizer.latent is not None:
             return
-        grid = table_grid(self.field.table.read(), self.field.encoder.addressable_rows(), self.config.qat_bits)
-        self.field.table_steps.copy_(grid)
+        table = self.field.table.read().cpu().numpy()
+        grid = quantize.level_steps(table, self.field.encoder.addressable_rows(), self.config.qat_bits)
+        self.field.table_steps.copy_(torch.from_numpy(grid))
         self.table_optimizer.quantize(self.field.table_steps, self.config.qat_bits)
 
     def train_step(self) -> StepStats:

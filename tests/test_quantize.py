@@ -66,3 +66,13 @@ def test_row_symbols_pack_a_row_into_a_byte_where_it_fits(bits, columns, packed)
     if packed:
         assert symbols.dtype == np.uint8 and len(np.unique(symbols)) == len(np.unique(codes, axis=0))
         assert np.array_equal(quantize.codes_of_symbols(symbols, bits, columns), codes)
+
+
+def test_level_steps_fit_each_level_to_the_rows_it_addresses():
+    table = np.random.default_rng(0).standard_normal((3, 64, 2)).astype(np.float32)
+    table[0, 10:] = 1000.0  # rows past level 0's addressable ones must not stretch its grid
+    steps = quantize.level_steps(table, [10, 64, 64], 4)
+    assert steps.shape == (3, 2) and steps.dtype == np.float32
+    for level, rows in enumerate([10, 64, 64]):
+        assert np.array_equal(steps[level], quantize.symmetric(table[level, :rows], 4)[1])
+    assert steps[0].max() < 1.0
