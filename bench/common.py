@@ -168,3 +168,18 @@ def write_section(name: str, body: str) -> None:
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     BENCHMARKS.write_text(text)
+
+
+def save_psnr_plot(figure, axes, xlabel: str, title: str, path: Path, legend_size: int = 8) -> None:
+    """Finish a plot of test PSNR against a log-scale x (labels, title, grid, legend) and write it."""
+    import matplotlib.pyplot as plt
+
+    axes.set_xscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("test PSNR (dB)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=legend_size)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)

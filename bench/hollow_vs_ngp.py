@@ -31,7 +31,8 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (COMPARISON_HEADER, LEGO, comparison_columns, machine_description,  # noqa: E402
-                    measure_and_keep, model_measurements, read_results, train_and_evaluate, write_section)
+                    measure_and_keep, model_measurements, read_results, save_psnr_plot, train_and_evaluate,
+                    write_section)
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("ngp", "hollow")
@@ -132,15 +133,7 @@ def plot(results: list[dict], path: Path, title: str) -> None:
                   linestyle="--" if count == "params_effective" else "-")
         for params, psnr, log2_table in points:
             axes.annotate(f"2^{log2_table}", (params, psnr), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    axes.set_xscale("log")
-    axes.set_xlabel("parameters")
-    axes.set_ylabel("test PSNR (dB)")
-    axes.set_title(title, fontsize=9)
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    save_psnr_plot(figure, axes, "parameters", title, path)
 
 
 def trained_results(scene: str, log2_tables, hollow_log2_tables, steps: int, arch: str, test_views: int,

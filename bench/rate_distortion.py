@@ -30,7 +30,7 @@ from pathlib import Path
 import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LEGO, machine_description, read_results, write_section  # noqa: E402
+from common import LEGO, machine_description, read_results, save_psnr_plot, write_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 LOSSLESS = "float32"
@@ -136,15 +136,7 @@ def plot(points: list[dict], path: Path, title: str) -> None:
     if min(point["psnr"] for point in points) < best - PLOTTED_DB:
         axes.set_ylim(bottom=best - PLOTTED_DB)
         title += f"\n(files more than {PLOTTED_DB:g} dB below the best are in the table only)"
-    axes.set_xscale("log")
-    axes.set_xlabel("model file (MB, log scale)")
-    axes.set_ylabel("test PSNR (dB)")
-    axes.set_title(title, fontsize=9)
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    save_psnr_plot(figure, axes, "model file (MB, log scale)", title, path, legend_size=7)
 
 
 @click.command()
