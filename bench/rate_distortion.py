@@ -7,8 +7,8 @@ both methods at several tables, each exported at several codings.
                                   [--bits 3 --bits 4 ...] [--views 25] [--record NAME]
 
 Each --run METHOD:LOG2[:KEY=VALUE,...] trains with `hollow-taichi train` (the settings as --set)
-into DIR/METHOD_LOG2[_KEY=VALUE...] (skipped when that folder already holds a finished run); --existing adds run folders trained any other way. Every run
-is then exported at each --bits (and losslessly) with `compact.save`, and each file is loaded back
+into DIR/METHOD_LOG2[_KEY=VALUE...] (skipped when that folder already holds a finished run);
+--existing adds run folders trained any other way. Every run is then exported at each --bits (and losslessly) with `compact.save`, and each file is loaded back
 with `runs.load_model` and evaluated on the same evenly spaced test views as `eval FILE --views N`
 would: what is measured is what the file holds. Two references per run, not files of ours: the
 run's float32 model as it is in memory (4 bytes per effective parameter) and Instant-NGP's snapshot
@@ -95,18 +95,19 @@ def trained(point: dict) -> str:
 
 def table(points: list[dict]) -> str:
     """Markdown: one row per file, with the run's references."""
-    lines = ["| method | table | trained | steps | coding | bytes | MB | test PSNR (dB) | SSIM | "
+    lines = ["| run | method | table | trained | steps | coding | bytes | MB | test PSNR (dB) | SSIM | "
              "vs float32 file (dB) | Instant-NGP float16 snapshot (MB) | its / ours |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lossless = {point["run"]: point for point in points if point["bits"] == LOSSLESS}
     for point in sorted(points, key=lambda p: (p["method"], p["log2_table"], trained(p), p["run"], -p["bytes"])):
         reference = lossless.get(point["run"])
         drop = f"{point['psnr'] - reference['psnr']:+.2f}" if reference else "-"
         snapshot = 2 * point["params_total"]
         coding = "float32 (lossless)" if point["bits"] == LOSSLESS else f"{point['bits']} bits"
-        lines.append(f"| {point['method']} | 2^{point['log2_table']} | {trained(point)} | {point['steps']} | "
-                     f"{coding} | {point['bytes']:,} | {point['bytes'] / 1e6:.3f} | {point['psnr']:.2f} | "
-                     f"{point['ssim']:.4f} | {drop} | {snapshot / 1e6:.2f} | {snapshot / point['bytes']:.1f}x |")
+        lines.append(f"| {Path(point['run']).name} | {point['method']} | 2^{point['log2_table']} | {trained(point)} | "
+                     f"{point['steps']} | {coding} | {point['bytes']:,} | {point['bytes'] / 1e6:.3f} | "
+                     f"{point['psnr']:.2f} | {point['ssim']:.4f} | {drop} | {snapshot / 1e6:.2f} | "
+                     f"{snapshot / point['bytes']:.1f}x |")
     return "\n".join(lines)
 
 
