@@ -11,10 +11,10 @@ into DIR/METHOD_LOG2[_KEY=VALUE...] (skipped when that folder already holds a fi
 --existing adds run folders trained any other way. Every run is then exported at each --bits (and
 losslessly) with `compact.save`, and each file is loaded back with `runs.load_model` and evaluated
 on the same evenly spaced test views as `eval FILE --views N` would: what is measured is what the
-file holds. Two references per run, not files of ours: the
-run's float32 model as it is in memory (4 bytes per effective parameter) and Instant-NGP's snapshot
-(float16 of every addressable parameter, 2 bytes per total parameter; its PSNR is the float32
-model's, as float16's rounding of these values is far below the quantization measured here).
+file holds. The references: each run's lossless file (float32, `export --lossless`), which holds
+the run's model exactly, and the size of Instant-NGP's snapshot of it (float16 of every addressable
+parameter, 2 bytes per total parameter; its PSNR is the lossless file's, as float16's rounding of
+these values is far below the quantization measured here).
 
 Results go to DIR/rate_distortion.jsonl (one line per point, kept across sittings: points already
 there are not measured again), a Markdown table on stdout and, with --record NAME, to the
