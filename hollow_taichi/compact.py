@@ -32,7 +32,6 @@ import torch.nn.functional as F
 from . import backend, checkpoint, container, ops, quantize
 from .admm import kept_cells
 from .config import Coding, TrainConfig
-from .container import ContainerError
 from .errors import RunError
 from .field import HollowField
 from .occupancy import OccupancyGrid
@@ -81,12 +80,17 @@ def referenced_rows(field: HollowField, threshold: float) -> list[torch.Tensor]:
 
 
 def effective_parameters(field: HollowField, threshold: float) -> EffectiveParameters:
+    kept = kept_cells(field.saliency_logits, threshold) if field.hollow else None
+    return _counted(field, referenced_rows(field, threshold), kept)
+
+
+def _counted(field: HollowField, rows: list[torch.Tensor], kept: torch.Tensor | None) -> EffectiveParameters:
+    """The effective parameters of a field that reads `rows` (referenced_rows) and keeps the saliency
+    cells `kept` (None for ngp)."""
     mlp = sum(parameter.numel() for parameter in field.mlp_parameters())
-    rows = sum(int(level.sum()) for level in referenced_rows(field, threshold))
-    saliency = 0
-    if field.hollow:
-        saliency = int(corner_vertices(kept_cells(field.saliency_logits, threshold)).sum())
-    return EffectiveParameters(mlp, saliency, rows * field.encoder.features_per_level)
+    saliency = 0 if kept is None else int(corner_vertices(kept).sum())
+    table = sum(int(level.sum()) for level in rows) * field.encoder.features_per_level
+    return EffectiveParameters(mlp, saliency, table)
 
 
 # --- the file ----------------------------------------------------------------------------------
@@ -127,12 +131,12 @@ def _threshold_logit(threshold: float) -> float:
     return math.log(threshold / (1.0 - threshold))
 
 
-def _table_arrays(field: HollowField, threshold: float, bits: int | None,
+def _table_arrays(field: HollowField, rows: list[torch.Tensor], bits: int | None,
                   grid: np.ndarray | None) -> dict[str, np.ndarray]:
-    """The referenced rows as one bit mask (L x T) and their features (M, F), level after level:
-    float32, or codes with a step per level and feature: the table's own grid (L, F) if it trained
-    on one (quantization-aware training at these bits), else the least-error grid for the values."""
-    rows = referenced_rows(field, threshold)
+    """The referenced rows (referenced_rows) as one bit mask (L x T) and their features (M, F), level
+    after level: float32, or codes with a step per level and feature: the table's own grid (L, F) if
+    it trained on one (quantization-aware training at these bits), else the least-error grid for the
+    values."""
     table = field.table.read().cpu().numpy()
     values = [table[level][mask.numpy()] for level, mask in enumerate(rows)]
     arrays = {"table.rows": _pack(torch.stack(rows))}
@@ -157,12 +161,11 @@ def trained_grid(config: TrainConfig, field: HollowField, bits: int | None) -> n
     return field.table_steps.cpu().numpy()
 
 
-def _saliency_arrays(field: HollowField, threshold: float, bits: int | None) -> tuple[dict[str, np.ndarray], dict]:
+def _saliency_arrays(field: HollowField, kept: torch.Tensor, threshold: float,
+                     bits: int | None) -> tuple[dict[str, np.ndarray], dict]:
     """The kept cells as a bit mask and the logits at their corners (float32, or codes that keep
     every logit on its side of the threshold); and the meta data that decodes them."""
-    logits = field.saliency_logits.detach().cpu()
-    kept = kept_cells(logits, threshold)
-    corners = logits[corner_vertices(kept)].numpy()
+    corners = field.saliency_logits.detach().cpu()[corner_vertices(kept)].numpy()
     arrays = {"saliency.kept": _pack(kept)}
     if bits is None:
         arrays["saliency.logits"] = corners
@@ -184,20 +187,22 @@ def save(path: Path, config: TrainConfig, field: HollowField, occupancy: Occupan
     container (hollow_taichi.container); returns what it holds."""
     coding.check()
     threshold = config.admm.prune_threshold
+    rows = referenced_rows(field, threshold)
+    kept = kept_cells(field.saliency_logits, threshold).cpu() if field.hollow else None
     aabb = field.aabb.cpu()
     grid = trained_grid(config, field, coding.table_bits)
     arrays = {"aabb": aabb.numpy(), "occupancy": occupancy.bitfield.cpu().numpy(),
-              **_mlp_arrays(field, coding.mlp_dtype), **_table_arrays(field, threshold, coding.table_bits, grid)}
+              **_mlp_arrays(field, coding.mlp_dtype), **_table_arrays(field, rows, coding.table_bits, grid)}
     meta = {"config": config.to_dict(), "step": step, "aabb_scale": int(round((aabb[1] - aabb[0])[0].item())),
             "gate_alpha": field.gate_alpha, "table_shape": list(field.table.shape),
             "coding": dataclasses.asdict(coding)}
     if field.hollow:
-        saliency, saliency_meta = _saliency_arrays(field, threshold, coding.saliency_bits)
+        saliency, saliency_meta = _saliency_arrays(field, kept, threshold, coding.saliency_bits)
         arrays.update(saliency)
         meta.update(saliency_meta)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     size = container.write(Path(path), KIND, meta, arrays)
-    return Saved(effective_parameters(field, threshold), size, coding)
+    return Saved(_counted(field, rows, kept), size, coding)
 
 
 def save_within(path: Path, config: TrainConfig, field: HollowField, occupancy: OccupancyGrid, step: int,
@@ -239,7 +244,7 @@ def _dense_table(path: Path, arrays: dict, meta: dict, shape: tuple[int, ...]) -
         _expect(path, steps.shape == (shape[0], shape[2]), "table steps")
         level_of_row = np.repeat(np.arange(shape[0]), counts)
         _expect(path, codes.shape == (sum(counts), shape[2]), "table codes")
-        values = codes.astype(np.float32) * steps.astype(np.float32)[level_of_row]
+        values = quantize.dequantize(codes, steps[level_of_row])
     _expect(path, values.shape == (sum(counts), shape[2]), "table values")
     table = torch.zeros(shape)
     table[rows] = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
@@ -272,10 +277,7 @@ def _load_mlps(path: Path, field: HollowField, arrays: dict) -> None:
 def load(path: Path, arch: str | None = None) -> tuple[TrainConfig, Renderer, int]:
     """Rebuild a compact model, pruned and ready to render: (config, renderer, training step)."""
     path = Path(path)
-    try:
-        meta, arrays = container.read(path, KIND)
-    except ContainerError as error:
-        raise RunError(str(error)) from None
+    meta, arrays = container.read(path, KIND)
     with checkpoint.restoring(path, "compact model"):
         config = TrainConfig.from_dict(meta["config"])
         threshold = config.admm.prune_threshold

@@ -11,8 +11,9 @@ Layout (docs/model-format.md has the whole specification):
                         little-endian values lie at its offset, C order
 
 Reading checks every size against the file and the header before it allocates anything, decodes
-at most `payload_bytes` bytes, accepts only the dtypes in DTYPES, and turns whatever is wrong into
-one ContainerError naming the file. Nothing in a file is ever executed.
+at most `payload_bytes` + 1 bytes (`payload_bytes` at most MAX_PAYLOAD_BYTES), accepts only the
+dtypes in DTYPES, and turns whatever is wrong into one ContainerError naming the file. Nothing in
+a file is ever executed.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ FORMAT = 1
 _PREAMBLE = struct.Struct("<8sIQ")
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float16", "float32")
 MAX_HEADER_BYTES = 1 << 24
-MAX_PAYLOAD_BYTES = 1 << 34
+MAX_PAYLOAD_BYTES = 1 << 32  # 4 GiB: a lossless 2^24 table is 2 GiB
 _PICKLED = (b"\x80", b"PK\x03\x04")  # a pickle (protocol 2+), a zip (torch.save)
 COMPRESSION_LEVEL = 19  # zstd's strongest ordinary level: a Lego model compresses in about a second
 
@@ -59,12 +60,6 @@ def write(path: Path, kind: str, meta: dict, arrays: dict[str, np.ndarray]) -> i
     blob = _PREAMBLE.pack(MAGIC, FORMAT, len(header)) + header + payload
     atomic_write(path, lambda file: file.write(blob))
     return len(blob)
-
-
-def is_container(path: Path) -> bool:
-    """Whether the file at `path` starts with the container's magic bytes."""
-    with open(path, "rb") as file:
-        return file.read(len(MAGIC)) == MAGIC
 
 
 def read(path: Path, kind: str) -> tuple[dict, dict[str, np.ndarray]]:

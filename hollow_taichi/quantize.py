@@ -55,7 +55,7 @@ def level_steps(table: np.ndarray, rows_per_level: list[int], bits: int) -> np.n
 
 
 def dequantize(codes: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """codes (N, C) * steps (C,) as float32."""
+    """codes (N, C) * steps (C,) or (N, C), as float32."""
     return codes.astype(np.float32) * np.asarray(steps, dtype=np.float32)
 
 
