@@ -1,4 +1,4 @@
-"""The hollow-taichi command line: train, eval, render, view, export, info. Parses, validates, calls."""
+"""The hollow-taichi command line: process, train, eval, render, view, export, info. Parses, validates, calls."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,11 +12,15 @@ import click
 
 from hollow_taichi import __version__
 from hollow_taichi.backend import ARCH_CHOICES, device_error
+from hollow_taichi.capture.sfm import MATCHERS
 from hollow_taichi.config import (METHODS, VIEWER_HOST, VIEWER_MAX_SIDE, VIEWER_MAX_SIDE_RANGE, VIEWER_PORT, AdmmConfig,
                                   Coding, FieldConfig, TrainConfig)
 from hollow_taichi.errors import HollowError, Interrupted, RunError
 
 DEFAULT_STEPS = 2000
+# Frames taken from a video: Instant-NGP's guide asks for 50-150; SfM on 2 CPU cores takes about a
+# minute per 64 frames of 480x360 (BENCHMARKS.md, "Your own capture")
+DEFAULT_VIDEO_FRAMES = 100
 
 
 class _Group(click.Group):
@@ -283,6 +287,41 @@ def info(run_dir, compact_file):
     if metrics_path.is_file():
         summary["metrics"] = json.loads(metrics_path.read_text())
     click.echo(json.dumps(summary, indent=2))
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="The scene folder to write (transforms.json, images/, images_2/ _4/ _8/, sparse_pc.ply, colmap/).")
+@click.option("--frames", "video_frames", type=click.IntRange(min=3), default=DEFAULT_VIDEO_FRAMES, show_default=True,
+              help="From a video: about this many frames, spread evenly, each the sharpest of its stretch.")
+@click.option("--matcher", type=click.Choice(MATCHERS), default="auto", show_default=True,
+              help="auto: exhaustive for up to 32 photos, sequential (file-name order) for more and for a video.")
+@click.option("--colmap", "colmap_model", type=click.Path(path_type=Path, file_okay=False),
+              help="Convert this existing COLMAP model (cameras, images, points3D; .bin or .txt; or a project "
+                   "with sparse/0) of the photos in INPUT instead of running structure from motion.")
+@click.option("--aabb-scale", type=int,
+              help="The scene box's edge, a power of two up to 128 (default: from the extent of the sparse points).")
+@click.option("--force", is_flag=True, help="Replace what an earlier process wrote into --out.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--verbose", is_flag=True, help="Show COLMAP's own log.")
+def process(input_path, out_dir, video_frames, matcher, colmap_model, aabb_scale, force, progress, verbose):
+    """Camera poses for your own capture: INPUT, a folder of photos or a video file, becomes a scene
+    folder that train reads, posed by COLMAP (needs the process extra: pip install 'hollow-taichi[process]')."""
+    from hollow_taichi.capture.layout import check_aabb_scale
+    from hollow_taichi.capture.process import convert_model, process_capture
+
+    check_aabb_scale(aabb_scale)
+    say = lambda text: click.echo(text, err=True)  # noqa: E731
+    if colmap_model:
+        processed = convert_model(input_path, colmap_model, out_dir, aabb_scale, force, say)
+    else:
+        processed = process_capture(input_path, out_dir, video_frames, matcher, aabb_scale, force, progress, say,
+                                    verbose)
+    click.echo(json.dumps({"scene": str(processed.scene), "frames": processed.given,
+                           "registered": processed.registered, "aabb_scale": processed.aabb_scale,
+                           "points": processed.points}, indent=2))
+    click.echo(f"train it with: hollow-taichi train {shlex.quote(str(out_dir))} --out RUN --downscale 4")
 
 
 if __name__ == "__main__":

@@ -27,3 +27,7 @@ class Interrupted(HollowError):
 
 class ViewerError(HollowError):
     """A viewer that cannot start: its library is not installed, or its port is taken."""
+
+
+class CaptureError(HollowError):
+    """Photos, a video or a COLMAP model that `process` cannot turn into a scene."""

@@ -16,6 +16,7 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 _JPEG_START = b"\xff\xd8"
 _JPEG_SCAN = b"\xff\xda"
 _JPEG_END = b"\xff\xd9"
+JPEG_QUALITY = 95
 
 
 def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -66,12 +67,37 @@ def read_image(path: os.PathLike | str) -> np.ndarray:
     return _to_rgb_order(_to_8_bit(image, path))
 
 
+def shrink(image: np.ndarray, factor: int, path: os.PathLike | str) -> np.ndarray:
+    """(H, W, C) uint8 -> (H // factor, W // factor, C) by area averaging; RGBA averages premultiplied colour."""
+    height, width = image.shape[:2]
+    size = (width // factor, height // factor)
+    if min(size) < 1:
+        raise SceneError(f"{path}: a {width}x{height} image is too small to downscale by {factor}")
+    if image.shape[2] == 3:
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    pixels = image.astype(np.float32)
+    alpha = pixels[..., 3:] / 255.0
+    premultiplied = np.concatenate([pixels[..., :3] * alpha, pixels[..., 3:]], axis=-1)
+    small = cv2.resize(premultiplied, size, interpolation=cv2.INTER_AREA)
+    small_alpha = small[..., 3:] / 255.0
+    colour = np.where(small_alpha > 0, small[..., :3] / np.maximum(small_alpha, 1e-12), 0.0)
+    return np.round(np.clip(np.concatenate([colour, small[..., 3:]], axis=-1), 0, 255)).astype(np.uint8)
+
+
 def write_png(path: os.PathLike | str, image: torch.Tensor | np.ndarray) -> None:
     """Write (H, W, 3) RGB or (H, W, 4) RGBA, float in [0, 1] or uint8, to a PNG file."""
+    write_image(path, image)
+
+
+def write_image(path: os.PathLike | str, image: torch.Tensor | np.ndarray) -> None:
+    """Write (H, W, 3) RGB or (H, W, 4) RGBA, float in [0, 1] or uint8, as the file's suffix says:
+    PNG, or JPEG at quality JPEG_QUALITY for .jpg and .jpeg."""
     pixels = to_uint8(image)
     code = cv2.COLOR_RGBA2BGRA if pixels.shape[-1] == 4 else cv2.COLOR_RGB2BGR
-    if not cv2.imwrite(os.fspath(path), cv2.cvtColor(pixels, code)):
-        raise HollowError(f"{path}: cannot write PNG")
+    jpeg = os.fspath(path).lower().endswith((".jpg", ".jpeg"))
+    parameters = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if jpeg else []
+    if not cv2.imwrite(os.fspath(path), cv2.cvtColor(pixels, code), parameters):
+        raise HollowError(f"{path}: cannot write {'JPEG' if jpeg else 'PNG'}")
 
 
 def _even_size(frame: np.ndarray) -> np.ndarray:

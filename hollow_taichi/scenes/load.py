@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..errors import SceneError
-from ..images import read_image
+from ..images import read_image, shrink
 from .cameras import Cameras
 from .scene import ImageSet, Scene
 from .transforms import FrameSpec, SceneSettings, declared_size, intrinsics, read_frames, scene_settings
@@ -87,15 +87,49 @@ def _ngp_layout(root: Path, skip_missing: bool) -> tuple[SceneSettings, dict[str
     return scene_settings(data, path), {"train": train, "val": test, "test": test}
 
 
-def _read_images(frames: list[FrameSpec]) -> list[np.ndarray]:
-    """Decode the frames' images in parallel (OpenCV releases the GIL); (H, W, C) uint8 each."""
+@dataclass
+class _Picture:
+    """A frame's pixels as read, and the size of its full image (which they are, unless `shrunk`)."""
+
+    pixels: np.ndarray
+    full_size: tuple[int, int]
+    shrunk: bool
+
+
+def _shrunk_copy_path(frame: FrameSpec, factor: int) -> Path | None:
+    """Where `process` (and nerfstudio) keep the frame's image shrunk by `factor`: images_F/NAME for
+    images/NAME, the first folder of its file_path suffixed with _F."""
+    try:
+        parts = frame.image.relative_to(frame.source.parent).parts
+    except ValueError:  # an absolute file_path elsewhere
+        return None
+    if len(parts) < 2:
+        return None
+    return frame.source.parent / f"{parts[0]}_{factor}" / Path(*parts[1:])
+
+
+def _read_picture(frame: FrameSpec, factor: int) -> _Picture:
+    """The frame's image; shrunk by `factor` already where such a copy exists and has the size
+    (w // factor, h // factor) of the full size the transforms file declares (else the full image)."""
+    declared = declared_size(frame)
+    copy = _shrunk_copy_path(frame, factor) if factor > 1 and declared else None
+    if copy is not None and copy.is_file():
+        pixels = read_image(copy)
+        if pixels.shape[:2] == (declared[1] // factor, declared[0] // factor):
+            return _Picture(pixels, declared, True)
+    pixels = read_image(frame.image)
+    return _Picture(pixels, (pixels.shape[1], pixels.shape[0]), False)
+
+
+def _read_pictures(frames: list[FrameSpec], factor: int) -> list[_Picture]:
+    """Decode the frames' images in parallel (OpenCV releases the GIL)."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(read_image, [frame.image for frame in frames]))
+        return list(pool.map(_read_picture, frames, [factor] * len(frames)))
 
 
-def _check_size(frame: FrameSpec, image: np.ndarray, reference: tuple[Path, int, int]) -> None:
+def _check_size(frame: FrameSpec, picture: _Picture, reference: tuple[Path, int, int]) -> None:
     """The image must have the size its transforms file declares and the size of the scene's first image."""
-    height, width = image.shape[:2]
+    width, height = picture.full_size
     declared = declared_size(frame)
     if declared is not None and declared != (width, height):
         raise SceneError(f"{frame.image}: image is {width}x{height} "
@@ -113,23 +147,6 @@ def _with_channels(image: np.ndarray, channels: int) -> np.ndarray:
     return np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=-1)
 
 
-def _shrink(image: np.ndarray, factor: int, path: Path) -> np.ndarray:
-    """(H, W, C) uint8 -> (H // factor, W // factor, C) by area averaging; RGBA averages premultiplied colour."""
-    height, width = image.shape[:2]
-    size = (width // factor, height // factor)
-    if min(size) < 1:
-        raise SceneError(f"{path}: a {width}x{height} image is too small to downscale by {factor}")
-    if image.shape[2] == 3:
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    pixels = image.astype(np.float32)
-    alpha = pixels[..., 3:] / 255.0
-    premultiplied = np.concatenate([pixels[..., :3] * alpha, pixels[..., 3:]], axis=-1)
-    small = cv2.resize(premultiplied, size, interpolation=cv2.INTER_AREA)
-    small_alpha = small[..., 3:] / 255.0
-    colour = np.where(small_alpha > 0, small[..., :3] / np.maximum(small_alpha, 1e-12), 0.0)
-    return np.round(np.clip(np.concatenate([colour, small[..., 3:]], axis=-1), 0, 255)).astype(np.uint8)
-
-
 def _cameras(frames: list[FrameSpec], settings: SceneSettings, size: tuple[int, int], factor: int) -> Cameras:
     """Poses moved into NGP space (p * scale + offset, rotation kept) and intrinsics of the shrunk images."""
     width, height = size
@@ -142,13 +159,12 @@ def _cameras(frames: list[FrameSpec], settings: SceneSettings, size: tuple[int, 
                    torch.from_numpy(np.stack(distortion)).float(), new_width, new_height)
 
 
-def _image_set(frames: list[FrameSpec], images: list[np.ndarray], settings: SceneSettings,
+def _image_set(frames: list[FrameSpec], pictures: list[_Picture], settings: SceneSettings,
                factor: int, channels: int) -> ImageSet:
-    height, width = images[0].shape[:2]
-    pixels = [_with_channels(image, channels) for image in images]
-    if factor > 1:
-        pixels = [_shrink(image, factor, frame.image) for image, frame in zip(pixels, frames, strict=True)]
-    return ImageSet(torch.from_numpy(np.stack(pixels)), _cameras(frames, settings, (width, height), factor),
+    pixels = [_with_channels(picture.pixels, channels) if picture.shrunk or factor == 1
+              else shrink(_with_channels(picture.pixels, channels), factor, frame.image)
+              for picture, frame in zip(pictures, frames, strict=True)]
+    return ImageSet(torch.from_numpy(np.stack(pixels)), _cameras(frames, settings, pictures[0].full_size, factor),
                     [str(frame.image) for frame in frames])
 
 
@@ -189,14 +205,13 @@ def _image_sets(splits: dict[str, list[FrameSpec]], settings: SceneSettings, fac
     A val split that is the test split (held out) is read once: the result's "val" is its "test".
     """
     names = _split_names(splits)
-    images = {name: _read_images(splits[name]) for name in names}
-    first = images["train"][0]
-    reference = (splits["train"][0].image, first.shape[1], first.shape[0])
+    pictures = {name: _read_pictures(splits[name], factor) for name in names}
+    reference = (splits["train"][0].image, *pictures["train"][0].full_size)
     for name in names:
-        for frame, image in zip(splits[name], images[name], strict=True):
-            _check_size(frame, image, reference)
-    channels = max(image.shape[2] for name in names for image in images[name])
-    sets = {name: _image_set(splits[name], images[name], settings, factor, channels) for name in names}
+        for frame, picture in zip(splits[name], pictures[name], strict=True):
+            _check_size(frame, picture, reference)
+    channels = max(picture.pixels.shape[2] for name in names for picture in pictures[name])
+    sets = {name: _image_set(splits[name], pictures[name], settings, factor, channels) for name in names}
     sets.setdefault("val", sets["test"])
     return sets
 
@@ -205,9 +220,11 @@ def load_scene(path: str | os.PathLike, downscale: int = 1, skip_missing: bool =
     """Load a scene folder into NGP space, images shrunk by 1/downscale.
 
     A folder with transforms_train.json is read as the Blender layout, one with transforms.json as
-    the Instant-NGP/nerfstudio layout; `builtin:NAME` is a built-in scene (builtin:sphere, builtin:room). Every problem raises SceneError naming the file or value; a
-    frame whose image file is missing is one, unless skip_missing leaves such frames out (counted
-    per split in Scene.skipped).
+    the Instant-NGP/nerfstudio layout; `builtin:NAME` is a built-in scene (builtin:sphere, builtin:room).
+    With downscale F, shrunk copies in images_F/ (as `process` writes them) are read where they have
+    the declared size // F, instead of shrinking the full images. Every problem raises SceneError
+    naming the file or value; a frame whose image file is missing is one, unless skip_missing leaves
+    such frames out (counted per split in Scene.skipped).
     """
     factor = _downscale_factor(downscale)
     root = _scene_folder(path)

@@ -13,6 +13,8 @@ offset 0.5 put the ball inside NGP's unit cube and the room inside the aabb_scal
 are rendered through the lens: each pixel's 2x2 jittered sub-samples are undistorted with the
 OpenCV k1 k2 p1 p2 model the transforms file declares (the loader's own `undistort`), so training
 on them exercises the loader's undistortion. Deterministic: a frame's jitter comes from (SEED, i).
+`capture` renders the same room through the same lens at another image size and frame count (say
+480x360, as a phone would give): `hollow-taichi process` is measured on it against the true poses.
 
     python -m hollow_taichi.scenes.room --out DIR    writes DIR/transforms.json and DIR/images/<i>.png
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,25 @@ AABB_SCALE = 4
 FRAMES = 64
 SAMPLES_PER_AXIS = 2
 SEED = 20261125
+
+
+@dataclass(frozen=True)
+class Lens:
+    """Image size and pinhole intrinsics in pixels; the distortion is always DISTORTION."""
+
+    width: int
+    height: int
+    focal: float
+    principal_point: tuple[float, float]
+
+    def scaled(self, width: int) -> Lens:
+        """The same lens on a sensor `width` pixels wide (field of view and distortion unchanged)."""
+        factor = width / self.width
+        return Lens(width, round(self.height * factor), self.focal * factor,
+                    (self.principal_point[0] * factor, self.principal_point[1] * factor))
+
+
+LENS = Lens(WIDTH, HEIGHT, FOCAL, PRINCIPAL_POINT)
 
 # The room: an axis-aligned box (x left-right, y depth, z up); cameras stand near y = 4, looking at -y.
 ROOM_MIN = np.array([-4.0, -4.0, -1.2])
@@ -57,18 +79,18 @@ ARC_DEGREES = (-32.0, 32.0)
 ARC_HEIGHT = 0.55
 
 
-def _random_camera_wobble(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _random_camera_wobble(rng: np.random.Generator, frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-frame hand shake: eye offsets (N, 3), aim offsets (N, 3) and roll angles (N,) in radians."""
-    return (rng.normal(0.0, 0.06, (FRAMES, 3)), rng.normal(0.0, 0.15, (FRAMES, 3)),
-            np.radians(rng.normal(0.0, 1.5, FRAMES)))
+    return (rng.normal(0.0, 0.06, (frames, 3)), rng.normal(0.0, 0.15, (frames, 3)),
+            np.radians(rng.normal(0.0, 1.5, frames)))
 
 
-def camera_poses() -> np.ndarray:
-    """(FRAMES, 4, 4) float64 OpenGL camera-to-world matrices, file coordinates: a walk along an arc
+def camera_poses(frames: int = FRAMES) -> np.ndarray:
+    """(frames, 4, 4) float64 OpenGL camera-to-world matrices, file coordinates: a walk along an arc
     around the ball from left to right, bobbing up and down, aimed near the ball, slightly rolled."""
     rng = np.random.default_rng(SEED)
-    eye_shake, aim_shake, roll = _random_camera_wobble(rng)
-    fraction = np.arange(FRAMES) / (FRAMES - 1)
+    eye_shake, aim_shake, roll = _random_camera_wobble(rng, frames)
+    fraction = np.arange(frames) / (frames - 1)
     azimuth = np.radians(ARC_DEGREES[0] + (ARC_DEGREES[1] - ARC_DEGREES[0]) * fraction)
     height = ARC_HEIGHT + 0.35 * np.sin(3 * math.pi * fraction)
     eyes = np.stack([ARC_RADIUS * np.sin(azimuth), ARC_RADIUS * np.cos(azimuth), height], axis=-1) + eye_shake
@@ -78,21 +100,21 @@ def camera_poses() -> np.ndarray:
     cos, sin = np.cos(roll)[:, None], np.sin(roll)[:, None]
     right, up = c2w[:, :, 0].copy(), c2w[:, :, 1].copy()
     c2w[:, :, 0], c2w[:, :, 1] = cos * right + sin * up, cos * up - sin * right
-    bottom = np.broadcast_to(np.array([0.0, 0.0, 0.0, 1.0]), (FRAMES, 1, 4))
+    bottom = np.broadcast_to(np.array([0.0, 0.0, 0.0, 1.0]), (frames, 1, 4))
     return np.concatenate([c2w, bottom], axis=1)
 
 
-def _lens_rays(c2w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _lens_rays(c2w: np.ndarray, rng: np.random.Generator, lens: Lens) -> tuple[np.ndarray, np.ndarray]:
     """Jittered sub-pixel rays of one view through the distorting lens: origins and unit directions
-    (HEIGHT * WIDTH * S * S, 3), S = SAMPLES_PER_AXIS, each pixel's samples together, row-major."""
+    (height * width * S * S, 3), S = SAMPLES_PER_AXIS, each pixel's samples together, row-major."""
     strata = np.arange(SAMPLES_PER_AXIS) / SAMPLES_PER_AXIS
     sub_y, sub_x = np.meshgrid(strata, strata, indexing="ij")
-    pixel_y, pixel_x = np.meshgrid(np.arange(HEIGHT), np.arange(WIDTH), indexing="ij")
-    jitter = rng.random((HEIGHT, WIDTH, SAMPLES_PER_AXIS ** 2, 2)) / SAMPLES_PER_AXIS
+    pixel_y, pixel_x = np.meshgrid(np.arange(lens.height), np.arange(lens.width), indexing="ij")
+    jitter = rng.random((lens.height, lens.width, SAMPLES_PER_AXIS ** 2, 2)) / SAMPLES_PER_AXIS
     x = (pixel_x[..., None] + sub_x.reshape(-1) + jitter[..., 0]).reshape(-1)
     y = (pixel_y[..., None] + sub_y.reshape(-1) + jitter[..., 1]).reshape(-1)
-    xd = torch.from_numpy((x - PRINCIPAL_POINT[0]) / FOCAL)
-    yd = torch.from_numpy((y - PRINCIPAL_POINT[1]) / FOCAL)
+    xd = torch.from_numpy((x - lens.principal_point[0]) / lens.focal)
+    yd = torch.from_numpy((y - lens.principal_point[1]) / lens.focal)
     u, v = undistort(xd, yd, torch.tensor(DISTORTION, dtype=torch.float64).expand(len(xd), 4))
     local = np.stack([u.numpy(), -v.numpy(), -np.ones(len(x))], axis=-1)
     directions = local @ c2w[:3, :3].T
@@ -243,13 +265,13 @@ def shade(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
     return AMBIENT + (1 - AMBIENT) * lambert
 
 
-def render_view(c2w: np.ndarray, seed: tuple[int, ...]) -> np.ndarray:
-    """The room seen through the lens from OpenGL pose c2w (3 or 4, 4) -> (HEIGHT, WIDTH, 3) uint8 RGB."""
-    origins, directions = _lens_rays(c2w, np.random.default_rng(seed))
+def render_view(c2w: np.ndarray, seed: tuple[int, ...], lens: Lens = LENS) -> np.ndarray:
+    """The room seen through the lens from OpenGL pose c2w (3 or 4, 4) -> (height, width, 3) uint8 RGB."""
+    origins, directions = _lens_rays(c2w, np.random.default_rng(seed), lens)
     t, surface, normals = trace(origins, directions)
     points = origins + t[:, None] * directions
     colour = albedo(points, surface) * shade(points, normals)[:, None]
-    mean = colour.reshape(HEIGHT, WIDTH, SAMPLES_PER_AXIS ** 2, 3).mean(axis=2)
+    mean = colour.reshape(lens.height, lens.width, SAMPLES_PER_AXIS ** 2, 3).mean(axis=2)
     return np.round(np.clip(mean, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
@@ -258,22 +280,29 @@ def render_frame(index: int) -> np.ndarray:
     return render_view(camera_poses()[index], (SEED, index))
 
 
-def transforms() -> dict:
+def transforms(lens: Lens = LENS, frames: int = FRAMES) -> dict:
     """transforms.json (Instant-NGP layout): one shared camera with distortion, aabb_scale, the frames."""
     k1, k2, p1, p2 = DISTORTION
-    frames = [{"file_path": f"images/{index:03d}.png", "transform_matrix": pose.tolist()}
-              for index, pose in enumerate(camera_poses())]
-    return {"camera_model": "OPENCV", "fl_x": FOCAL, "fl_y": FOCAL, "cx": PRINCIPAL_POINT[0],
-            "cy": PRINCIPAL_POINT[1], "w": WIDTH, "h": HEIGHT, "k1": k1, "k2": k2, "p1": p1, "p2": p2,
-            "aabb_scale": AABB_SCALE, "frames": frames}
+    listed = [{"file_path": f"images/{index:03d}.png", "transform_matrix": pose.tolist()}
+              for index, pose in enumerate(camera_poses(frames))]
+    return {"camera_model": "OPENCV", "fl_x": lens.focal, "fl_y": lens.focal, "cx": lens.principal_point[0],
+            "cy": lens.principal_point[1], "w": lens.width, "h": lens.height, "k1": k1, "k2": k2, "p1": p1,
+            "p2": p2, "aabb_scale": AABB_SCALE, "frames": listed}
 
 
-def generate(out: Path) -> None:
-    """Write the whole room scene (Instant-NGP layout) into folder `out`."""
+def capture_frames(lens: Lens, frames: int):
+    """The `frames` views of a capture through `lens`, in walking order: (height, width, 3) uint8 each."""
+    for index, pose in enumerate(camera_poses(frames)):
+        yield render_view(pose, (SEED, index), lens)
+
+
+def generate(out: Path, lens: Lens = LENS, frames: int = FRAMES) -> None:
+    """Write the room scene (Instant-NGP layout, the true poses) into folder `out`: by default the
+    shipped one, else `frames` views through `lens`."""
     (out / "images").mkdir(parents=True, exist_ok=True)
-    for index in range(FRAMES):
-        write_png(out / "images" / f"{index:03d}.png", render_frame(index))
-    (out / "transforms.json").write_text(json.dumps(transforms(), indent=2) + "\n")
+    for index, image in enumerate(capture_frames(lens, frames)):
+        write_png(out / "images" / f"{index:03d}.png", image)
+    (out / "transforms.json").write_text(json.dumps(transforms(lens, frames), indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
