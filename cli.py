@@ -1,4 +1,4 @@
-"""The hollow-taichi command line: process, train, eval, render, view, export, info. Parses, validates, calls."""
+"""The hollow-taichi command line: process, train, eval, render, view, export, mesh, info. Parses, validates, calls."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,8 +13,8 @@ import click
 from hollow_taichi import __version__
 from hollow_taichi.backend import ARCH_CHOICES, device_error
 from hollow_taichi.capture.sfm import MATCHERS
-from hollow_taichi.config import (METHODS, VIEWER_HOST, VIEWER_MAX_SIDE, VIEWER_MAX_SIDE_RANGE, VIEWER_PORT, AdmmConfig,
-                                  Coding, FieldConfig, TrainConfig)
+from hollow_taichi.config import (MESH_DENSITY_THRESHOLD, MESH_RESOLUTION, METHODS, VIEWER_HOST, VIEWER_MAX_SIDE,
+                                  VIEWER_MAX_SIDE_RANGE, VIEWER_PORT, AdmmConfig, Coding, FieldConfig, TrainConfig)
 from hollow_taichi.errors import HollowError, Interrupted, RunError
 
 DEFAULT_STEPS = 2000
@@ -267,6 +267,48 @@ def export(run_dir, out_file, bits, saliency_bits, max_mb, lossless, arch):
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_file", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The mesh (.ply, .obj or .glb) or, with --points, the point cloud (.ply) to write.")
+@click.option("--resolution", type=click.IntRange(16, 2048), default=MESH_RESOLUTION, show_default=True,
+              help="Density samples along the longest side of the occupied box.")
+@click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=MESH_DENSITY_THRESHOLD,
+              show_default=True,
+              help="The density of the surface (Instant-NGP's default).")
+@click.option("--points", type=click.IntRange(min=1),
+              help="Instead of a mesh, N coloured points where rays of the training views end.")
+@click.option("--scene", "scene", type=click.Path(path_type=Path),
+              help="Scene folder, for its frame (and its cameras, with --points); default: the run's.")
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), help="Backend (default: the run's).")
+def mesh(run_dir, out_file, resolution, threshold, points, scene, arch):
+    """Geometry of a trained run (RUN_DIR, or a compact model file): a coloured mesh by marching cubes,
+    or a point cloud, in the scene's own coordinates (needs the mesh extra: pip install 'hollow-taichi[mesh]')."""
+    from hollow_taichi import mesh as geometry
+    from hollow_taichi import runs
+
+    geometry.check_mesh_path(out_file, bool(points))
+    geometry.require_mesh_libraries()
+    run = runs.load_model(run_dir, arch)
+    settings = geometry.load_scene_settings(str(scene or run.config.scene))
+    if settings is None:
+        click.echo(f"note: scene {scene or run.config.scene} not found: writing in the model's own (NGP) frame; "
+                   "--scene DIR places it in the scene's", err=True)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    if points:
+        cameras = runs.scene_for(run, scene).train.cameras
+        where, colours = geometry.ray_end_points(run.renderer, cameras, points)
+        geometry.save_points(out_file, geometry.to_scene_frame(where, settings), colours)
+        click.echo(f"wrote {len(where):,} points to {out_file} ({out_file.stat().st_size / 1e6:.1f} MB)")
+        return
+    surface = geometry.extract_mesh(run.field, run.renderer.occupancy, resolution, threshold, settings)
+    surface.export(out_file)
+    extent = " x ".join(f"{side:.3g}" for side in surface.extents)
+    click.echo(f"wrote {len(surface.vertices):,} vertices, {len(surface.faces):,} faces ({extent} in the scene's "
+               f"units{'' if surface.is_watertight else ', not closed'}) to {out_file} "
+               f"({out_file.stat().st_size / 1e6:.1f} MB)")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--compact", "compact_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="A compact model file (from export) whose size to report as well.")
 def info(run_dir, compact_file):
@@ -321,7 +363,8 @@ def process(input_path, out_dir, video_frames, matcher, colmap_model, aabb_scale
     click.echo(json.dumps({"scene": str(processed.scene), "frames": processed.given,
                            "registered": processed.registered, "aabb_scale": processed.aabb_scale,
                            "points": processed.points}, indent=2))
-    click.echo(f"train it with: hollow-taichi train {shlex.quote(str(out_dir))} --out RUN --downscale 4")
+    click.echo(f"train it with: hollow-taichi train {shlex.quote(str(out_dir))} --out RUN [--downscale 2|4|8] "
+               "(the shrunk images are there already)")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ VIEWER_HOST, VIEWER_PORT = "127.0.0.1", 8080
 VIEWER_MAX_SIDE = 640  # a full frame; on a busy 2-core CPU a full frame of the built-in scene took tens of
 # seconds (BENCHMARKS.md, viewer table), so the refining frames before it matter there; the slider goes lower
 VIEWER_MAX_SIDE_RANGE = (64, 2048)  # the "Max resolution" slider's and --max-resolution's range
+MESH_RESOLUTION = 256  # `mesh`: density samples along the longest side of the occupied box
+MESH_DENSITY_THRESHOLD = 2.5  # `mesh`: Instant-NGP's default marching-cubes threshold (its testbed's mesh thresh)
 
 
 @dataclass

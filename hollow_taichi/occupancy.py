@@ -98,6 +98,25 @@ class OccupancyGrid:
         """(n_cells,) bool: the occupancy bits, unpacked."""
         return unpack_bits(self.bitfield)
 
+    def cells(self) -> torch.Tensor:
+        """(cascades, G, G, G) bool indexed [cascade, z, y, x]: the occupancy bits as a grid."""
+        return self.occupied().view(self.cascades, self.resolution, self.resolution, self.resolution)
+
+    def dilated(self) -> torch.Tensor:
+        """cells() with every occupied cell's 26 neighbours occupied too."""
+        grid = self.cells().float()[:, None]
+        return torch.nn.functional.max_pool3d(grid, 3, stride=1, padding=1)[:, 0].bool()
+
+    def occupied_at(self, points: torch.Tensor, cells: torch.Tensor | None = None) -> torch.Tensor:
+        """(N,) bool: whether scene-space points (N, 3) lie in an occupied cell of `cells` (default
+        cells()), in the finest cascade whose cube holds them (as the marcher's cell_bit finds it)."""
+        cells = self.cells() if cells is None else cells
+        extent = (points - 0.5).abs().amax(dim=-1)
+        cascade = (torch.frexp(extent).exponent + 1).clamp(0, self.cascades - 1)
+        local = (points - 0.5) / torch.pow(2.0, cascade.float())[:, None] + 0.5
+        xyz = torch.floor(local * self.resolution).long().clamp(0, self.resolution - 1)
+        return cells.to(points.device)[cascade.long(), xyz[:, 2], xyz[:, 1], xyz[:, 0]]
+
     def occupied_fraction(self) -> float:
         return self.occupied().float().mean().item()
 

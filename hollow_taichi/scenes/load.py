@@ -176,6 +176,11 @@ def _layout(root: Path, skip_missing: bool) -> tuple[SceneSettings, dict[str, li
     raise SceneError(f"{root}: no {BLENDER_FILE.format('train')} or {NGP_FILE} in this folder")
 
 
+def scene_settings_of(path: str | os.PathLike) -> SceneSettings:
+    """A scene folder's scale, offset and aabb_scale, from its transforms file alone (no image is read)."""
+    return _layout(_scene_folder(path), skip_missing=True)[0]
+
+
 def _split_names(splits: dict[str, list[FrameSpec]]) -> list[str]:
     """train, val unless it is the test split (held out, or no val file), and test."""
     return ["train"] + (["val"] if splits["val"] is not splits["test"] else []) + ["test"]
