@@ -5,7 +5,7 @@ sizes, and how much `train --viewer` with a browser connected slows training.
   python bench/viewer.py training [--steps 60] [--warmup 10] [--rounds 1] [--record]
 
 frames: the first test camera of RUN's scene on a canvas of --canvas pixels, rendered by
-hollow_taichi.view_frames (what the viewer sends a browser) in each render mode at three sizes: the
+hollow_taichi.viewer.frames (what the viewer sends a browser) in each render mode at three sizes: the
 low size the viewer picks while the camera moves (the pixels its measured rays/s render in
 viewer.LOW_FRAME_SECONDS), a middle size, and the full size (the canvas at the default
 "Max resolution", config.VIEWER_MAX_SIDE). Each size is rendered once untimed (kernel compilation),
@@ -45,7 +45,8 @@ def main():
 
 
 def frame_sizes(canvas: tuple[int, int], rays_per_second: float) -> dict[str, tuple[int, int]]:
-    from hollow_taichi import view_frames, viewer
+    from hollow_taichi import viewer
+    from hollow_taichi.viewer import frames as view_frames
     from hollow_taichi.config import VIEWER_MAX_SIDE
 
     width, height = canvas
@@ -58,8 +59,8 @@ def frame_sizes(canvas: tuple[int, int], rays_per_second: float) -> dict[str, tu
 
 
 def time_frames(renderer, browser, size: tuple[int, int], mode: str, frames: int) -> dict:
-    from hollow_taichi import view_frames
-    from hollow_taichi.view_camera import to_cameras
+    from hollow_taichi.viewer import frames as view_frames
+    from hollow_taichi.viewer.camera import to_cameras
 
     cameras = to_cameras(browser, *size)
     view_frames.render_frame(renderer, cameras, mode)  # compiles kernels for this size
@@ -76,8 +77,9 @@ def time_frames(renderer, browser, size: tuple[int, int], mode: str, frames: int
 @click.option("--record", is_flag=True, help="Write the table into BENCHMARKS.md.")
 def frames(run, canvas, frames, arch, record):
     """Frames per second of the viewer's render path on RUN (a run folder or compact model)."""
-    from hollow_taichi import backend, runs, view_frames
-    from hollow_taichi.view_camera import browser_camera_of
+    from hollow_taichi import backend, runs
+    from hollow_taichi.viewer import frames as view_frames
+    from hollow_taichi.viewer.camera import browser_camera_of
 
     width, height = (int(part) for part in canvas.split("x"))
     model = runs.load_model(run, arch)
@@ -137,7 +139,8 @@ def train_once(steps: int, warmup: int, with_viewer: bool) -> dict:
     """Train the built-in scene in this process; time the steps after `warmup`."""
     from contextlib import nullcontext
 
-    from hollow_taichi import view_frames, viewer
+    from hollow_taichi import viewer
+    from hollow_taichi.viewer import frames as view_frames
     from hollow_taichi.config import TrainConfig
     from hollow_taichi.scenes import builtin_scene_path, load_scene
     from hollow_taichi.trainer import Trainer

@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import view_frames
-from .errors import ViewerError
-from .images import write_png
-from .config import VIEWER_MAX_SIDE, VIEWER_MAX_SIDE_RANGE
-from .renderer import Renderer
-from .scenes import Cameras
-from .scenes.cameras import SCENE_CENTRE
-from .view_camera import BrowserCamera, opencv_pose, start_view, to_cameras, vertical_fov
+from . import frames
+from ..errors import ViewerError
+from ..images import write_png
+from ..config import VIEWER_MAX_SIDE, VIEWER_MAX_SIDE_RANGE
+from ..renderer import Renderer
+from ..scenes import Cameras
+from ..scenes.cameras import SCENE_CENTRE
+from .camera import BrowserCamera, opencv_pose, start_view, to_cameras, vertical_fov
 
 INSTALL_HINT = 'the viewer needs viser: pip install "hollow-taichi[viewer]" (in a checkout: pip install ".[viewer]")'
 LOW_FRAME_SECONDS = 0.1  # a frame while the camera moves: about 10 per second
@@ -143,7 +143,7 @@ class Viewer:
         self.renderer = renderer
         self.save_dir = Path(save_dir)
         self.prune_threshold = prune_threshold
-        self.modes = view_frames.available_modes(renderer)
+        self.modes = frames.available_modes(renderer)
         self.settings = Settings(max_side=max_side)
         self.model_version = 0
         self.rays_per_second = FIRST_RAYS_PER_SECOND
@@ -286,7 +286,7 @@ class Viewer:
             camera, mode = (view.camera if view else None), self.settings.mode
         if camera is None:
             return True
-        frame = view_frames.render_frame(self.renderer, to_cameras(camera, *self._full_size(camera)), mode)
+        frame = frames.render_frame(self.renderer, to_cameras(camera, *self._full_size(camera)), mode)
         path = self._free_name(mode)
         write_png(path, frame.image)
         print(f"viewer: saved {path}", file=sys.stderr)
@@ -312,8 +312,8 @@ class Viewer:
             settings.clouds_dirty = False
             kept, occupied = settings.kept_cells, settings.occupied_cells
         self._show_cloud("/kept_saliency_cells", kept,
-                         lambda: view_frames.kept_cell_cloud(self.renderer.field, self.prune_threshold))
-        self._show_cloud("/occupied_cells", occupied, lambda: view_frames.occupied_cell_cloud(self.renderer.occupancy))
+                         lambda: frames.kept_cell_cloud(self.renderer.field, self.prune_threshold))
+        self._show_cloud("/occupied_cells", occupied, lambda: frames.occupied_cell_cloud(self.renderer.occupancy))
         self.clouds_built_at = time.monotonic()
         return True
 
@@ -327,7 +327,7 @@ class Viewer:
                                               point_shape="square", precision="float32")
 
     def _full_size(self, camera: BrowserCamera) -> tuple[int, int]:
-        return view_frames.fit_size(camera.width, camera.height, float("inf"), self.settings.max_side)
+        return frames.fit_size(camera.width, camera.height, float("inf"), self.settings.max_side)
 
     def _size(self, camera: BrowserCamera, kind: str, shown_pixels: int) -> tuple[int, int]:
         """The frame size of a kind of frame: "low" by the measured speed, "refine" REFINE_FACTOR times
@@ -337,7 +337,7 @@ class Viewer:
         pixels = low_frame_pixels(self.rays_per_second)
         if kind == "refine":
             pixels = max(pixels, REFINE_FACTOR * shown_pixels)
-        return view_frames.fit_size(camera.width, camera.height, pixels, self.settings.max_side)
+        return frames.fit_size(camera.width, camera.height, pixels, self.settings.max_side)
 
     def _render_next(self) -> bool:
         """Render and send the next frame of the browser that has waited longest; False if none needs one."""
@@ -356,7 +356,7 @@ class Viewer:
             """A low frame is short and always shown; a larger one stops when the camera moves or the browser leaves."""
             return kind != "low" and (view.version != version or view.handle.client_id not in self.views)
 
-        frame = view_frames.render_frame(self.renderer, to_cameras(camera, *size), mode, cancelled)
+        frame = frames.render_frame(self.renderer, to_cameras(camera, *size), mode, cancelled)
         if frame is None:
             return True
         self.rays_per_second += RATE_MEMORY * (frame.rays / max(frame.seconds, 1e-6) - self.rays_per_second)
@@ -365,7 +365,7 @@ class Viewer:
             view.shown_version, view.shown_pixels, view.shown_full, view.shown_model = version, frame.rays, full, model
         return True
 
-    def _send(self, view: ClientView, frame: view_frames.Frame, stage: str, mode: str) -> None:
+    def _send(self, view: ClientView, frame: frames.Frame, stage: str, mode: str) -> None:
         """The frame as the browser's background (JPEG), and its rate, size and stage in the status line."""
         height, width = frame.image.shape[:2]
         view.handle.scene.set_background_image(frame.image, format="jpeg", jpeg_quality=60 if stage == "moving" else 90)
@@ -409,8 +409,8 @@ class TrainingViewer:
 def _scene_cameras(run, scene_path: str | None) -> tuple[Cameras | None, Cameras | None]:
     """The (test, train) cameras of the run's scene, or (None, None) with a note when the scene cannot
     be loaded (a compact model moved away from its scene): the page then starts at viser's view."""
-    from .errors import SceneError
-    from .runs import scene_for
+    from ..errors import SceneError
+    from ..runs import scene_for
 
     try:
         scene = scene_for(run, scene_path)
@@ -423,7 +423,7 @@ def _scene_cameras(run, scene_path: str | None) -> tuple[Cameras | None, Cameras
 def view_model(path: Path, host: str, port: int, arch: str | None, scene_path: str | None, max_side: int) -> None:
     """`hollow-taichi view`: serve a run folder or compact model until Ctrl-C; saved views go into
     the run folder (or the compact model's folder)."""
-    from .runs import load_model
+    from ..runs import load_model
 
     check_can_serve(host, port)  # before the (slow) loading
     run = load_model(path, arch)

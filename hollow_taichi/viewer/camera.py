@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .scenes import Cameras
-from .scenes.cameras import SCENE_CENTRE
+from ..scenes import Cameras
+from ..scenes.cameras import SCENE_CENTRE
 
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0])  # right-multiplied: flips a rotation's y and z columns
 MIN_LOOK_DISTANCE = 1e-3

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from hollow_taichi import ops, view_frames, viewer
+from hollow_taichi import ops, viewer
+from hollow_taichi.viewer import frames as view_frames
 from hollow_taichi import renderer as renderer_module
 from hollow_taichi.occupancy import OccupancyGrid
 from hollow_taichi.scenes import Cameras
 from hollow_taichi.scenes.cameras import look_at
-from hollow_taichi.view_camera import BrowserCamera
+from hollow_taichi.viewer.camera import BrowserCamera
 
 from test_compact import THRESHOLD, brute_kept_cells, dense_model, random_model, tiny_config
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from hollow_taichi import view_camera, view_frames
+from hollow_taichi.viewer import camera as view_camera, frames as view_frames
 from hollow_taichi.export import render_frames
 from hollow_taichi.metrics import psnr
 from hollow_taichi.scenes import load_scene
 from hollow_taichi.scenes.cameras import look_at
-from hollow_taichi.view_camera import BrowserCamera
+from hollow_taichi.viewer.camera import BrowserCamera
 
 from scenes_util import tiny_scene
 from test_compact import dense_model

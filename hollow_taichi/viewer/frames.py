@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import torch
 
-from .admm import corner_saliency
-from .field import HollowField
-from .occupancy import OccupancyGrid
-from .renderer import Renderer
-from .scenes import Cameras
+from ..admm import corner_saliency
+from ..field import HollowField
+from ..occupancy import OccupancyGrid
+from ..renderer import Renderer
+from ..scenes import Cameras
 
 MODES = ("colour", "depth", "opacity", "saliency")
 WHITE = (1.0, 1.0, 1.0)
