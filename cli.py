@@ -19,7 +19,7 @@ from hollow_taichi.errors import HollowError, Interrupted, RunError
 
 DEFAULT_STEPS = 2000
 # Frames taken from a video: Instant-NGP's guide asks for 50-150; SfM on 2 CPU cores takes about a
-# minute per 64 frames of 480x360 (BENCHMARKS.md, "Your own capture")
+# minute per 64 frames of 480x360 (BENCHMARKS.md, "Your own captures")
 DEFAULT_VIDEO_FRAMES = 100
 
 

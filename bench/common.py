@@ -16,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-LEGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf_synthetic" / "lego"
+# Lego from NeRF-synthetic (the NeRF paper's data): $HOLLOW_TAICHI_LEGO, else a copy beside the checkout
+LEGO = Path(os.environ.get("HOLLOW_TAICHI_LEGO",
+                           Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf_synthetic" / "lego"))
 
 
 def train_and_evaluate(config, test_views: int):

@@ -1,6 +1,6 @@
 """What each part of HollowNeRF, and each place where we differ from the paper, does to test PSNR.
 
-  python bench/hollow_ablation.py [--scene builtin | --scene ../shared/data/nerf_synthetic/lego]
+  python bench/hollow_ablation.py [--scene builtin | --scene path/to/nerf_synthetic/lego]
                                   [--downscale 4] [--hash-log2 15] [--batch-samples 8192] [--steps 300]
                                   [--variant ngp --variant hollow ...] [--test-views 5] [--record]
 

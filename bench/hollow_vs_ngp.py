@@ -1,7 +1,7 @@
 """HollowNeRF against Instant-NGP on Lego at equal step budgets: test PSNR against honest total
 parameters (both methods) and effective parameters (hollow), at equal tables and in the paper's pairing.
 
-  python bench/hollow_vs_ngp.py [--scene ../shared/data/nerf_synthetic/lego] [--hash-log2 15 --hash-log2 17 ...]
+  python bench/hollow_vs_ngp.py [--scene path/to/nerf_synthetic/lego] [--hash-log2 15 --hash-log2 17 ...]
                                 [--hollow-log2 16 ...] [--steps 1000] [--arch cpu] [--test-views 5]
                                 [--results runs.jsonl] [--record]
   python bench/hollow_vs_ngp.py --runs RUN [--runs RUN ...] [--arch cpu] [--record]
@@ -9,7 +9,7 @@ parameters (both methods) and effective parameters (hollow), at equal tables and
 Both methods train at every --hash-log2 size; hollow also at every --hollow-log2 size, for the
 paper's pairing (hollow at 2^(k-1) against ngp at 2^k). Each run trains from scratch in its own
 process. Parameters are counted as HollowField.parameter_count does (the rows each level can
-address, as the paper's Table 1); effective parameters as DESIGN.md defines them (what `export`
+address, as the paper's Table 1); effective parameters as docs/method.md defines them (what `export`
 writes; for ngp, all). "Marched samples/ray" counts what the marcher emits over the test views'
 pixels: pruned space is marked empty in the occupancy grid, so it is where pruning shows as skipped
 work. --results keeps every finished run in a JSON-lines file and skips runs already there, so a
@@ -207,7 +207,7 @@ def main(scene, log2_tables, hollow_log2_tables, steps, arch, test_views, result
         figure = HERE / f"hollow_vs_ngp_{steps}.png"
         plot(results, figure, f"Lego, {steps} steps, {arch}: test PSNR vs parameters (mean over seeds)")
         write_section(f"hollow_vs_ngp_{arch}_{steps}",
-                      f"## HollowNeRF vs Instant-NGP on Lego ({arch}, {steps} steps)\n\n{text}\n\n"
+                      f"### HollowNeRF vs Instant-NGP on Lego ({arch}, {steps} steps)\n\n{text}\n\n"
                       f"![PSNR vs parameters](bench/{figure.name})")
 
 

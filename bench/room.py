@@ -8,7 +8,8 @@ and SSIM over all 8 held-out views at the training resolution (128x96), samples/
 rendering one held-out view takes. With --baseline DIR (another build of the package, say
 `pip install --no-deps --target DIR .` of an older commit), that build trains the same budget right
 after this one, alone on the machine as this one was: two trainings side by side each got ~2.6x
-fewer steps than one alone (torch's threads spin on the cores Taichi's kernels need; BENCHMARKS.md,
+fewer steps than one alone (torch's threads spin on the cores Taichi's kernels need;
+docs/history/benchmarks-2026-11.md,
 "Torch's threads beside Taichi's"), so a time budget shared that way measures the sharing.
 
 --ablation: what each of the capture settings buys at an equal step budget (wall time is unreliable
@@ -189,7 +190,7 @@ def main(minutes, ablation, steps, batch_samples, hash_log2, occupancy_resolutio
         budgets = " ".join(f"--minutes {m:g}" for m in minutes)
         command = f"python bench/room.py {budgets} --arch {arch}{versus}"
         text = budget_table(results, machine_description(results[0]["arch"]), command)
-        section, title = f"room_budgets_{arch}", "## Room scene (builtin:room): held-out PSNR and render time"
+        section, title = f"room_budgets_{arch}", "### Room scene (builtin:room): held-out PSNR and render time"
     click.echo(text)
     if record:
         write_section(section, f"{title}\n\n{text}")

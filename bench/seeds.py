@@ -1,12 +1,13 @@
 """Rank HollowNeRF settings against Instant-NGP over seeds, at equal table and step budget.
 
-  python bench/seeds.py [--scene ../shared/data/nerf_synthetic/lego] [--hash-log2 19] [--steps 1000]
+  python bench/seeds.py [--scene path/to/nerf_synthetic/lego] [--hash-log2 19] [--steps 1000]
                         [--seeds 5] [--test-views 40] [--arch cuda]
                         [--variant NAME:KEY=VALUE[,KEY=VALUE...] ...] [--results runs.jsonl] [--jobs N]
                         [--record]
 
 At 2^19 and 1000 steps one Lego run of a setting moves by up to ~0.5 dB from the smallest change to
-its first steps (BENCHMARKS.md: "Seeds, and single changes that leave the method equal to ngp"), so
+its first steps (docs/history/benchmarks-2026-11.md:
+"Seeds, and single changes that leave the method equal to ngp"), so
 a single run a side cannot rank settings. Every seed trains ngp, hollow with the defaults and
 hollow with each --variant (settings as `train --set KEY=VALUE` takes them), each from scratch in a
 process of its own; a setting is judged by its difference from ngp at the same seed, averaged over

@@ -1,6 +1,6 @@
 """Train NeRF-synthetic Lego for fixed time budgets; test PSNR, samples/s and peak memory.
 
-  python bench/train_lego.py [--scene ../shared/data/nerf_synthetic/lego] [--minutes 2 --minutes 5 ...]
+  python bench/train_lego.py [--scene path/to/nerf_synthetic/lego] [--minutes 2 --minutes 5 ...]
                              [--arch cpu] [--method hollow] [--test-views 10] [--record]
 
 Each budget trains from scratch in its own process (so the peak memory is that run's). Test PSNR
@@ -66,7 +66,7 @@ def main(scene, minutes, arch, method, test_views, record, one):
                                    f"--method {method} --test-views {test_views}")
     click.echo(text)
     if record:
-        write_section(f"train_lego_{arch}_{method}", "## Lego training (" + arch + ", " + method + ")\n\n" + text)
+        write_section(f"train_lego_{arch}_{method}", "### Lego training (" + arch + ", " + method + ")\n\n" + text)
 
 
 if __name__ == "__main__":

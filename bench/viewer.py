@@ -99,7 +99,7 @@ def frames(run, canvas, frames, arch, record):
 def frames_table(rows: list[dict], arch: str, command: str, model_note: str) -> str:
     """The BENCHMARKS.md section of `frames` measurements (the rows it prints)."""
     return "\n".join([
-        f"## Viewer frames per second ({arch})",
+        f"### Viewer frames per second ({arch})",
         "",
         f"Machine: {machine_description(arch)}. Command: `{command}` ({model_note}).",
         "",
@@ -206,7 +206,7 @@ def training(steps, warmup, rounds, one, record):
     if record:
         command = f"python bench/viewer.py training --steps {steps} --warmup {warmup} --rounds {rounds} --record"
         lines = [
-            "## Training with the viewer open (cpu, built-in scene)",
+            "### Training with the viewer open (cpu, built-in scene)",
             "",
             f"Machine: {machine_description('cpu')}. Command: `{command}`.",
             "",

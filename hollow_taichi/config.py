@@ -122,14 +122,16 @@ class TrainConfig:
     # 3000 steps, seed 0, hollow | ngp: 8e-2 32.68 | 32.72, 1.6e-1 32.77 | 32.80 (faster rates not
     # measured). Other tables, 1.6e-1 - 8e-2 per view, seeds 0 / 1: hollow 2^15 +0.17 (seed 0), 2^16
     # +0.17 / -0.13, 2^18 +0.20 / +0.07, 2^19 -0.04 / -0.03; ngp 2^15 +0.09, 2^19 +0.03 / +0.00.
-    # Hollow's table trains at table_lr / mean p on top (table_lr_follows_saliency; BENCHMARKS.md,
+    # Hollow's table trains at table_lr / mean p on top (table_lr_follows_saliency;
+    # docs/history/benchmarks-2026-11.md,
     # "The hash table's rate at 4e-2 and 8e-2", "HollowNeRF against Instant-NGP at every table; the
     # table's rate 1.6e-1" and "HollowNeRF against Instant-NGP at the defaults").
     table_lr: float = 1.6e-1
     # Lego 2^19, 1000 steps, 40 test views, one thread, against ngp at seeds 0 / 1 / 2: 1e-1 gave
     # -0.05 / -0.52 / -0.05 dB, 5e-2 -0.48 / -0.95 / (not run); the logits meet C by step ~300
     # instead of ~350 and overshoot it less (S 0.025-0.029 at the end against 0.022-0.024). Slowing
-    # them once C held (x 0.1) gave -0.96 / -1.57 (BENCHMARKS.md, "The saliency's rate").
+    # them once C held (x 0.1) gave -0.96 / -1.57 (docs/history/benchmarks-2026-11.md,
+    # "The saliency's rate").
     lr_saliency: float = 1e-1
     saliency_beta1: float = 0.0  # Adam's momentum for the saliency logits; see make_optimizer
     saliency_beta2: float = 0.9  # Adam's second-moment decay for the saliency logits; see make_optimizer
@@ -150,7 +152,8 @@ class TrainConfig:
     lr_final_fraction: float = 0.1  # then it decays exponentially to lr * this at the end
     weight_decay: float = 1e-6  # on MLP weights
     # Weight of Mip-NeRF 360's distortion loss (losses.distortion_loss) beside the colour's MSE; 0: off.
-    # builtin:room, 10 minutes, pairs side by side (BENCHMARKS.md, "Torch's threads beside Taichi's"):
+    # builtin:room, 10 minutes, pairs side by side (docs/history/benchmarks-2026-11.md,
+    # "Torch's threads beside Taichi's"):
     # 1e-3 halved the samples a ray keeps but cost 0.68 / 0.97 / 1.00 dB held out (the last at equal
     # steps, 1048 against 1043: 25.78 against 26.77); 1e-4 cost 0.62 with 13% fewer steps. Off.
     distortion_weight: float = 0.0

@@ -3,7 +3,7 @@
 The room rendered small through its lens (the generator's true poses known) is processed from its
 images alone, as photos and as a video; an existing COLMAP text model written here is converted;
 each error a user can cause is one line. The numbers at the full capture size are in BENCHMARKS.md
-("Your own capture").
+("Your own captures").
 """
 import builtins
 import json

@@ -16,7 +16,8 @@ from hollow_taichi.scenes import builtin_scene_path
 
 DOWNSCALE = 4  # the built-in scene's 100x100 frames become 25x25
 TRAIN_STEPS = 300
-# Measured at these settings with one thread (BENCHMARKS.md, issue 10's seventh sitting): hollow 20.16 /
+# Measured at these settings with one thread (docs/history/benchmarks-2026-11.md,
+# issue 10's seventh sitting): hollow 20.16 /
 # 21.39 dB at seeds 0 / 1, ngp 21.33 / 21.51 (an earlier build: hollow 21.93, ngp 21.97 and 21.73; with
 # two threads Taichi's float atomics make runs differ by ~0.25 dB); a model whose training stalled (a
 # gate gradient pinned the features) measured 11.2 dB.

@@ -3,7 +3,7 @@
 SIFT features, matching (sequential for the frames of a video, exhaustive for a small unordered set
 of photos), incremental mapping with one shared OPENCV camera (fx fy cx cy k1 k2 p1 p2), on the CPU.
 The principal point stays at the image centre, COLMAP's default: measured on the room (BENCHMARKS.md,
-"Your own capture"), freeing it let it drift 10 pixels, away from the truth, since a shift of the
+"Your own captures"), freeing it let it drift 10 pixels, away from the truth, since a shift of the
 principal point and the tangential terms p1 p2 explain the same image motion.
 """
 from __future__ import annotations
