@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shlex
 import signal
@@ -354,7 +355,7 @@ def process(input_path, out_dir, video_frames, matcher, colmap_model, aabb_scale
     from hollow_taichi.capture.process import convert_model, process_capture
 
     check_aabb_scale(aabb_scale)
-    say = lambda text: click.echo(text, err=True)  # noqa: E731
+    say = functools.partial(click.echo, err=True)
     if colmap_model:
         processed = convert_model(input_path, colmap_model, out_dir, aabb_scale, force, say)
     else:

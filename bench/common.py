@@ -114,6 +114,11 @@ def measure_in_subprocess(script: str, arguments: list[str]) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def installed_command() -> str:
+    """The `hollow-taichi` command installed beside this Python, to time a command as a user runs it."""
+    return str(Path(sys.executable).with_name("hollow-taichi"))
+
+
 def read_results(path: Path | None) -> list[dict]:
     """The runs a JSON-lines results file holds (none if there is no file)."""
     if path is None or not path.exists():

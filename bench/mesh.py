@@ -16,6 +16,7 @@ matplotlib writes the picture) beside that view.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_description, write_section  # noqa: E402
+from common import installed_command, machine_description, write_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PICTURE = HERE / "mesh_lego.png"
@@ -35,11 +36,8 @@ LIGHT = np.array([0.3, 0.45, 0.85]) / np.linalg.norm([0.3, 0.45, 0.85])
 
 def timed_mesh(run: Path, out: Path, resolution: int) -> float:
     """Seconds `hollow-taichi mesh run --out out --resolution R` takes."""
-    import subprocess
-
-    command = Path(sys.executable).with_name("hollow-taichi")
     started = time.perf_counter()
-    subprocess.run([str(command), "mesh", str(run), "--out", str(out), "--resolution", str(resolution)], check=True)
+    subprocess.run([installed_command(), "mesh", str(run), "--out", str(out), "--resolution", str(resolution)], check=True)
     return time.perf_counter() - started
 
 
@@ -49,20 +47,15 @@ def nearest_distances(points: torch.Tensor, others: torch.Tensor) -> torch.Tenso
 
 
 def generator_surface_points(count: int) -> np.ndarray:
-    """Points on the sphere scene's surfaces as its cameras see them (every split, every pixel centre)."""
+    """Points on the sphere scene's surfaces as its cameras see them (every split, the generator's own
+    jittered pixel rays)."""
     from hollow_taichi.scenes import builtin
 
     rng = np.random.default_rng(0)
     found = []
     for split in builtin.SPLITS:
         for pose in builtin.camera_poses(split):
-            focal = 0.5 * builtin.SIZE / np.tan(0.5 * builtin.CAMERA_ANGLE_X)
-            y, x = np.meshgrid(np.arange(builtin.SIZE) + 0.5, np.arange(builtin.SIZE) + 0.5, indexing="ij")
-            local = np.stack([(x - builtin.SIZE / 2) / focal, -(y - builtin.SIZE / 2) / focal,
-                              -np.ones_like(x)], axis=-1).reshape(-1, 3)
-            directions = local @ pose[:3, :3].T
-            directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
-            origins = np.broadcast_to(pose[:3, 3], directions.shape)
+            origins, directions = builtin.jittered_rays(pose, rng)
             t, _ = builtin.first_hits(origins, directions)
             hit = np.isfinite(t)
             found.append(origins[hit] + t[hit, None] * directions[hit])

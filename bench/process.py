@@ -20,7 +20,8 @@ import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_description, measure_in_subprocess, train_and_evaluate, write_section  # noqa: E402
+from common import (installed_command, machine_description, measure_in_subprocess,  # noqa: E402
+                    train_and_evaluate, write_section)
 
 DOWNSCALE = 4
 
@@ -34,9 +35,8 @@ def render_truth(folder: Path, width: int, frames: int) -> None:
 
 def run_process(images: Path, out: Path) -> float:
     """Seconds `hollow-taichi process images --out out` takes, as a user runs it."""
-    command = Path(sys.executable).with_name("hollow-taichi")  # the installed command, beside this Python
     started = time.perf_counter()
-    subprocess.run([str(command), "process", str(images), "--out", str(out), "--force", "--no-progress"], check=True,
+    subprocess.run([installed_command(), "process", str(images), "--out", str(out), "--force", "--no-progress"], check=True,
                    stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 

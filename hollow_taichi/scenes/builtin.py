@@ -80,7 +80,7 @@ def camera_poses(split: str) -> np.ndarray:
     return np.concatenate([c2w, bottom], axis=1)
 
 
-def _jittered_rays(c2w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def jittered_rays(c2w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Stratified jittered rays of one view: origins and unit directions (SIZE * SIZE * S * S, 3),
     S = SAMPLES_PER_AXIS, the S * S samples of each pixel together, pixels in row-major order."""
     focal = 0.5 * SIZE / math.tan(0.5 * CAMERA_ANGLE_X)
@@ -172,7 +172,7 @@ def _albedo(points: np.ndarray, surface: np.ndarray) -> np.ndarray:
 
 def render_view(c2w: np.ndarray, seed: tuple[int, ...]) -> np.ndarray:
     """The built-in object seen from OpenGL pose c2w (3 or 4, 4) -> (SIZE, SIZE, 4) uint8 RGBA."""
-    origins, directions = _jittered_rays(c2w, np.random.default_rng(seed))
+    origins, directions = jittered_rays(c2w, np.random.default_rng(seed))
     t, surface = first_hits(origins, directions)
     hit = np.isfinite(t)
     points = origins[hit] + t[hit, None] * directions[hit]
